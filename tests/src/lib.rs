@@ -1,6 +1,8 @@
 //! Helpers for Convoy's end-to-end tests: locating (and building) the real
 //! binaries, building local test images (no registry here), temp fleet repos.
 
+pub mod images;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
