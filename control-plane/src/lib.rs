@@ -4,3 +4,4 @@
 //! operator CLI `convoy`.
 
 pub mod logging;
+pub mod validate;

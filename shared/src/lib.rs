@@ -12,3 +12,5 @@ pub mod fleet;
 pub mod limits;
 pub mod proto;
 pub mod render;
+pub mod repo;
+pub mod source;
