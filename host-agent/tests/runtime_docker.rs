@@ -40,7 +40,7 @@ impl Run {
     }
 
     fn filter(&self) -> LabelFilter {
-        LabelFilter::new().eq(RUN_LABEL, &self.id)
+        LabelFilter::new().label(RUN_LABEL, &self.id)
     }
 }
 
@@ -206,8 +206,8 @@ async fn container_lifecycle_on_the_real_engine() {
 
     rt.start_container(&id).await.unwrap();
     let by_service = LabelFilter::new()
-        .eq(LABEL_PROJECT, &project)
-        .eq(LABEL_SERVICE, "web");
+        .label(LABEL_PROJECT, &project)
+        .label(LABEL_SERVICE, "web");
     let listed = rt.list_containers(&by_service).await.unwrap();
     assert_eq!(listed.len(), 1);
     let info = &listed[0];

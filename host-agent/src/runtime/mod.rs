@@ -37,14 +37,14 @@ impl LabelFilter {
     }
 
     /// The label `key` is set to `value`.
-    pub fn eq(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
+    pub fn label(mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.conditions
             .push(format!("{}={}", key.as_ref(), value.as_ref()));
         self
     }
 
     /// The label `key` is set (any value).
-    pub fn has(mut self, key: impl AsRef<str>) -> Self {
+    pub fn has_label(mut self, key: impl AsRef<str>) -> Self {
         self.conditions.push(key.as_ref().to_string());
         self
     }
