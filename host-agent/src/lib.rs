@@ -1,3 +1,5 @@
 //! The Convoy host agent: the stream client to the control plane, the local
 //! journal (sled), the compose engine on the Docker API (bollard), the health
 //! gate with autonomous rollback, and telemetry (sysinfo + NVML).
+
+pub mod runtime;
