@@ -136,6 +136,37 @@ impl RepoSource for DirSource {
     }
 }
 
+/// A fleet repo held in memory (a git tree read into a map, tests, fuzzing).
+#[derive(Debug, Clone, Default)]
+pub struct MemSource(pub BTreeMap<String, Vec<u8>>);
+
+impl RepoSource for MemSource {
+    fn read(&self, rel: &str) -> Result<Vec<u8>, SourceError> {
+        match self.0.get(rel) {
+            Some(b) if b.len() as u64 > MAX_REPO_FILE_BYTES => {
+                Err(SourceError::TooLarge(rel.to_owned()))
+            }
+            Some(b) => Ok(b.clone()),
+            None => Err(SourceError::NotFound(rel.to_owned())),
+        }
+    }
+
+    fn is_dir(&self, rel: &str) -> bool {
+        let prefix = format!("{rel}/");
+        self.0.keys().any(|k| k.starts_with(&prefix))
+    }
+
+    fn files_under(&self, rel: &str) -> Result<Vec<String>, SourceError> {
+        let prefix = format!("{rel}/");
+        Ok(self
+            .0
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect())
+    }
+}
+
 /// One stack, loaded and decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedStack {
@@ -381,14 +412,17 @@ fn decode_fleet(
             on_failure: OnFailure::Halt,
         }),
     };
-    if !ok {
-        return None;
-    }
+    // Keep going with what decoded, so the stacks' files are checked too;
+    // the errors recorded so far already make the repo invalid.
+    let _ = ok;
     Some(Fleet {
-        name: name?,
+        name: name.unwrap_or_default(),
         hosts,
         stacks,
-        rollout: rollout?,
+        rollout: rollout.unwrap_or_else(|| RolloutPolicy {
+            waves: Vec::new(),
+            on_failure: OnFailure::Halt,
+        }),
     })
 }
 
@@ -464,28 +498,36 @@ fn decode_stack(v: &Node, stack: &str, cx: &mut Cx<'_>) -> Option<StackDef> {
         }
     };
     let after = match f.get("after") {
-        Some(a) => cx.strings(a, &format!("{what}: `after`"), false)?,
+        Some(a) => cx
+            .strings(a, &format!("{what}: `after`"), false)
+            .unwrap_or_default(),
         None => Vec::new(),
     };
     let mut health = HealthPolicy::default();
     if let Some(h) = f.get("health") {
         let hw = format!("{what}: health");
-        let hf = cx.fields(h, &hw, &["deadline", "min_healthy", "probes"], &[], false)?;
-        if let Some(d) = hf.get("deadline") {
-            health.deadline = cx.duration(d, &format!("{hw}.deadline"))?;
+        let hf = cx.fields(h, &hw, &["deadline", "min_healthy", "probes"], &[], false);
+        let hf = hf.as_ref();
+        let mut durations_ok = true;
+        if let Some(d) = hf.and_then(|f| f.get("deadline")) {
+            match cx.duration(d, &format!("{hw}.deadline")) {
+                Some(v) => health.deadline = v,
+                None => durations_ok = false,
+            }
         }
-        if let Some(d) = hf.get("min_healthy") {
-            health.min_healthy = cx.duration(d, &format!("{hw}.min_healthy"))?;
+        if let Some(d) = hf.and_then(|f| f.get("min_healthy")) {
+            match cx.duration(d, &format!("{hw}.min_healthy")) {
+                Some(v) => health.min_healthy = v,
+                None => durations_ok = false,
+            }
         }
+        let pos_of = |k: &str| hf.and_then(|f| f.get(k)).map_or(h.pos, |d| d.pos);
         if health.deadline.is_zero() {
-            cx.error(
-                hf.get("deadline").map_or(h.pos, |d| d.pos),
-                format!("{hw}.deadline must be above 0"),
-            );
+            cx.error(pos_of("deadline"), format!("{hw}.deadline must be above 0"));
         }
-        if health.min_healthy > health.deadline {
+        if durations_ok && health.min_healthy > health.deadline {
             cx.error(
-                hf.get("min_healthy").map_or(h.pos, |d| d.pos),
+                pos_of("min_healthy"),
                 format!(
                     "{hw}: min_healthy ({}) is longer than deadline ({}); the stack could never pass",
                     crate::duration::format(health.min_healthy),
@@ -493,7 +535,7 @@ fn decode_stack(v: &Node, stack: &str, cx: &mut Cx<'_>) -> Option<StackDef> {
                 ),
             );
         }
-        if let Some(p) = hf.get("probes") {
+        if let Some(p) = hf.and_then(|f| f.get("probes")) {
             for item in cx.seq(p, &format!("{hw}.probes")).unwrap_or_default() {
                 if let Some(probe) = decode_probe(item, &hw, cx) {
                     health.probes.push(probe);
@@ -502,7 +544,9 @@ fn decode_stack(v: &Node, stack: &str, cx: &mut Cx<'_>) -> Option<StackDef> {
         }
     }
     let remove_volumes = match f.get("remove_volumes") {
-        Some(r) => cx.boolean(r, &format!("{what}: `remove_volumes`"))?,
+        Some(r) => cx
+            .boolean(r, &format!("{what}: `remove_volumes`"))
+            .unwrap_or(false),
         None => false,
     };
     Some(StackDef {
@@ -599,7 +643,7 @@ fn decode_rollout(r: &Node, cx: &mut Cx<'_>) -> Option<RolloutPolicy> {
                     o.pos,
                     format!("rollout.on_failure {other:?} is not \"halt\" or \"rollback\""),
                 );
-                return None;
+                OnFailure::Halt
             }
         },
         None => OnFailure::Halt,

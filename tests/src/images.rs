@@ -23,6 +23,18 @@ pub fn busybox_image(tag: &str) -> anyhow::Result<String> {
     if image_exists(&reference)? {
         return Ok(reference);
     }
+    // Test binaries run in parallel processes: serialise builds so two
+    // imports of one tag never retag the image under a running test.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("convoy-test-images.lock"))
+        .context("opening the image build lock")?;
+    lock.lock().context("taking the image build lock")?;
+    if image_exists(&reference)? {
+        return Ok(reference);
+    }
     let busybox = Path::new(BUSYBOX);
     if !busybox.exists() {
         bail!("{BUSYBOX} is missing: install Debian's busybox-static (.ci/install-deps)");
