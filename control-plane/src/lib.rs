@@ -3,6 +3,8 @@
 //! sled, the operator HTTP API, /metrics and the alert outbox; plus the
 //! operator CLI `convoy`.
 
+pub mod git;
 pub mod logging;
 pub mod rollout;
 pub mod validate;
+pub mod webhook;
