@@ -6,5 +6,6 @@
 pub mod git;
 pub mod logging;
 pub mod rollout;
+pub mod rollouts;
 pub mod validate;
 pub mod webhook;
