@@ -3,3 +3,5 @@
 //! gate with autonomous rollback, and telemetry (sysinfo + NVML).
 
 pub mod runtime;
+pub mod engine;
+pub mod journal;
