@@ -32,7 +32,7 @@ pub use self::report::{Report, ReportKind};
 use crate::journal::{
     AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, LkgRecord, Phase,
 };
-use crate::runtime::{LABEL_SERVICE, LabelFilter, RegistryAuth, Runtime, RuntimeError};
+use crate::runtime::{LABEL_SERVICE, RegistryAuth, Runtime, RuntimeError};
 use report::now_unix_ms;
 
 #[derive(Debug, thiserror::Error)]
@@ -424,34 +424,26 @@ async fn apply_pass(inner: &Arc<Inner>, d: &DesiredRecord) -> Pass {
 /// are not in the desired state: removed entirely.
 async fn remove_stale_stacks(inner: &Arc<Inner>, d: &DesiredRecord) -> Result<(), ExecError> {
     let rt = inner.runtime.as_ref();
-    let managed = LabelFilter::new().label(plan::LABEL_MANAGED, "true");
     let err = |e: RuntimeError| ExecError::Step {
         service: String::new(),
         container: None,
         reason: e.to_string(),
     };
-    let mut present: BTreeSet<String> = BTreeSet::new();
-    let stack_of = |l: &BTreeMap<String, String>| l.get(plan::LABEL_STACK).cloned();
-    present.extend(rt.list_containers(&managed).await.map_err(err)?.iter().filter_map(|c| stack_of(&c.labels)));
-    present.extend(rt.list_networks(&managed).await.map_err(err)?.iter().filter_map(|n| stack_of(&n.labels)));
-    present.extend(rt.list_volumes(&managed).await.map_err(err)?.iter().filter_map(|v| stack_of(&v.labels)));
     let journal_err = |e: JournalError| ExecError::Step {
         service: String::new(),
         container: None,
         reason: e.to_string(),
     };
+    // Only stacks this agent's journal knows (applied, last-known-good or
+    // in flight; the in-flight record is written before anything is
+    // created): objects of other agents sharing the engine stay untouched.
     let lkg: BTreeMap<String, LkgRecord> =
         inner.journal.all_lkg().map_err(journal_err)?.into_iter().collect();
-    let applied: BTreeSet<String> = inner
-        .journal
-        .all_applied()
-        .map_err(journal_err)?
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let mut journaled: BTreeSet<String> = lkg.keys().cloned().collect();
+    journaled.extend(inner.journal.all_applied().map_err(journal_err)?.into_iter().map(|(k, _)| k));
+    journaled.extend(inner.journal.all_inflight().map_err(journal_err)?.into_iter().map(|(k, _)| k));
     let wanted: BTreeSet<&str> = d.state.stacks.iter().map(|s| s.name.as_str()).collect();
-    let journaled: BTreeSet<String> = lkg.keys().cloned().chain(applied).collect();
-    for stack in present.iter().chain(journaled.iter()).collect::<BTreeSet<_>>() {
+    for stack in &journaled {
         if wanted.contains(stack.as_str()) {
             continue;
         }
@@ -463,8 +455,9 @@ async fn remove_stale_stacks(inner: &Arc<Inner>, d: &DesiredRecord) -> Result<()
         let observed = exec::observe(rt, stack).await.map_err(err)?;
         let plan = plan_removal(stack, &observed, remove_volumes);
         let revision = lkg.get(stack).map(|l| l.stack.revision.clone()).unwrap_or_default();
-        // An empty stack stands in for the stack's spec: removal needs none.
-        let empty = RenderedStack {
+        // The last-known-good spec gives the stop grace periods; without
+        // one an empty stack stands in (compose's default grace).
+        let empty = lkg.get(stack).map(|l| l.stack.clone()).unwrap_or_else(|| RenderedStack {
             name: stack.clone(),
             revision: revision.clone(),
             compose: Default::default(),
@@ -472,7 +465,7 @@ async fn remove_stale_stacks(inner: &Arc<Inner>, d: &DesiredRecord) -> Result<()
             after: Vec::new(),
             remove_volumes,
             files: BTreeMap::new(),
-        };
+        });
         let cancelled = || inner.cancelled(d.generation);
         let pins = BTreeMap::new();
         let ex = exec::Executor {
@@ -741,8 +734,19 @@ async fn fail_and_rollback(
         // crash loop does not keep running; the containers stay for logs.
         let rt = inner.runtime.as_ref();
         if let Ok(cs) = health::stack_containers(rt, name).await {
-            for c in cs {
-                let _ = rt.stop_container(&c.id, std::time::Duration::from_secs(10)).await;
+            let stops = cs.iter().map(|c| {
+                let grace = c
+                    .labels
+                    .get(LABEL_SERVICE)
+                    .and_then(|svc| stack.compose.services.get(svc))
+                    .and_then(|s| s.stop_grace_period)
+                    .unwrap_or(std::time::Duration::from_secs(10));
+                rt.stop_container(&c.id, grace)
+            });
+            for r in futures::future::join_all(stops).await {
+                if let Err(e) = r {
+                    warn!(stack = %name, error = %e, "cannot stop a container of the failed stack");
+                }
             }
         }
         let applied = AppliedRecord {
