@@ -579,3 +579,408 @@ pub fn volume_spec(step: &Step) -> Option<VolumeSpec> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use convoy_shared::compose::Dependency;
+    use convoy_shared::fleet::HealthPolicy;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn svc(image: &str, env: &str, deps: &[(&str, DependencyCondition)]) -> Service {
+        Service {
+            image: image.into(),
+            environment: BTreeMap::from([("V".to_string(), Some(env.to_string()))]),
+            depends_on: deps
+                .iter()
+                .map(|(d, c)| {
+                    (
+                        d.to_string(),
+                        Dependency {
+                            condition: *c,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn stack(services: Vec<(&str, Service)>) -> RenderedStack {
+        RenderedStack {
+            name: "shop".into(),
+            revision: "r1".into(),
+            compose: ComposeFile {
+                services: services
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                ..Default::default()
+            },
+            health: HealthPolicy::default(),
+            after: vec![],
+            remove_volumes: false,
+            files: BTreeMap::new(),
+        }
+    }
+
+    fn fake_id(image: &str) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(image.as_bytes())))
+    }
+
+    /// Applies a plan to a simulated engine (one-shots exit 0 at once).
+    fn simulate(
+        stack: &RenderedStack,
+        plan: &Plan,
+        obs: &mut Observed,
+        images: &mut ImageFacts,
+        next_id: &mut u64,
+    ) {
+        let shots = oneshots(&stack.compose);
+        for step in plan.steps() {
+            match step {
+                Step::CreateNetwork { .. } => {
+                    let s = network_spec(step).unwrap();
+                    obs.networks.push(NetworkInfo {
+                        id: s.name.clone(),
+                        name: s.name,
+                        driver: "bridge".into(),
+                        labels: s.labels,
+                    });
+                }
+                Step::CreateVolume { .. } => {
+                    let s = volume_spec(step).unwrap();
+                    obs.volumes.push(VolumeInfo {
+                        name: s.name,
+                        driver: "local".into(),
+                        labels: s.labels,
+                    });
+                }
+                Step::EnsureImage { image } => {
+                    images.local.insert(image.clone(), fake_id(image));
+                }
+                Step::Create { service, .. } | Step::Recreate { service, .. } => {
+                    if let Step::Recreate { old, .. } = step {
+                        obs.containers.retain(|c| c.id != *old);
+                    }
+                    let spec = desired_spec(stack, service, &images.pins).unwrap();
+                    *next_id += 1;
+                    let oneshot = shots.contains(service);
+                    obs.containers.push(ContainerInfo {
+                        id: format!("c{next_id}"),
+                        name: spec.name.clone(),
+                        labels: spec.labels.clone(),
+                        state: if oneshot {
+                            ContainerState::Exited
+                        } else {
+                            ContainerState::Running
+                        },
+                        exit_code: Some(0),
+                        health: None,
+                        restart_count: 0,
+                        image_id: images.local[&spec.image].clone(),
+                        image: spec.image.clone(),
+                    });
+                }
+                Step::Start { container, .. } => {
+                    for c in &mut obs.containers {
+                        if c.id == *container {
+                            c.state = ContainerState::Running;
+                        }
+                    }
+                }
+                Step::Remove { container, .. } => obs.containers.retain(|c| c.id != *container),
+                Step::RemoveNetwork { name } => obs.networks.retain(|n| n.name != *name),
+                Step::RemoveVolume { name } => obs.volumes.retain(|v| v.name != *name),
+            }
+        }
+    }
+
+    fn converge(stack: &RenderedStack, obs: &mut Observed, images: &mut ImageFacts) -> Plan {
+        let plan = plan_stack(stack, obs, images);
+        let mut n = 1000;
+        simulate(stack, &plan, obs, images, &mut n);
+        plan
+    }
+
+    fn names(plan: &Plan) -> Vec<String> {
+        plan.steps()
+            .map(|s| match s {
+                Step::Create { service, .. } => format!("create {service}"),
+                Step::Start { service, .. } => format!("start {service}"),
+                Step::Recreate { service, .. } => format!("recreate {service}"),
+                Step::Remove { service, .. } => format!("remove {service}"),
+                Step::CreateNetwork { name, .. } => format!("net {name}"),
+                Step::CreateVolume { name, .. } => format!("vol {name}"),
+                Step::EnsureImage { image } => format!("image {image}"),
+                Step::RemoveNetwork { name } => format!("rmnet {name}"),
+                Step::RemoveVolume { name } => format!("rmvol {name}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_plan_orders_by_depends_on_and_batches_independent_services() {
+        let s = stack(vec![
+            ("db", svc("pg", "1", &[])),
+            ("cache", svc("redis", "1", &[])),
+            ("migrate", svc("app", "1", &[("db", DependencyCondition::ServiceHealthy)])),
+            (
+                "web",
+                svc(
+                    "app",
+                    "1",
+                    &[
+                        ("migrate", DependencyCondition::ServiceCompletedSuccessfully),
+                        ("cache", DependencyCondition::ServiceStarted),
+                    ],
+                ),
+            ),
+        ]);
+        let mut images = ImageFacts::default();
+        images.local.insert("pg".into(), fake_id("pg"));
+        let plan = plan_stack(&s, &Observed::default(), &images);
+        assert_eq!(plan.batches[0].len(), 3, "network + 2 missing images");
+        assert!(names(&plan).contains(&"net shop_default".to_string()));
+        assert!(names(&plan).contains(&"image redis".to_string()));
+        assert!(!names(&plan).contains(&"image pg".to_string()), "local image: no pull");
+        let svc_batches: Vec<Vec<String>> = plan.batches[1..]
+            .iter()
+            .map(|b| b.iter().filter_map(|s| s.service().map(str::to_owned)).collect())
+            .collect();
+        assert_eq!(
+            svc_batches,
+            vec![vec!["cache".to_string(), "db".to_string()], vec!["migrate".into()], vec!["web".into()]]
+        );
+        let web = plan.steps().find(|s| s.service() == Some("web")).unwrap();
+        let Step::Create { deps, spec, .. } = web else {
+            panic!("{web:?}")
+        };
+        assert_eq!(spec.name, "shop-web-1");
+        assert_eq!(deps.len(), 2);
+    }
+
+    #[test]
+    fn only_changed_services_are_recreated() {
+        let v1 = stack(vec![
+            ("db", svc("pg", "1", &[])),
+            ("web", svc("app", "1", &[("db", DependencyCondition::ServiceStarted)])),
+        ]);
+        let mut obs = Observed::default();
+        let mut images = ImageFacts::default();
+        converge(&v1, &mut obs, &mut images);
+        assert!(plan_stack(&v1, &obs, &images).is_empty());
+
+        let mut v2 = v1.clone();
+        v2.revision = "r2".into();
+        v2.compose.services.get_mut("web").unwrap().environment =
+            BTreeMap::from([("V".to_string(), Some("2".to_string()))]);
+        let plan = plan_stack(&v2, &obs, &images);
+        assert_eq!(names(&plan), vec!["recreate web"]);
+
+        // A new image id behind the same tag recreates too.
+        images.local.insert("pg".into(), "sha256:new".into());
+        let plan = plan_stack(&v1, &obs, &images);
+        assert_eq!(names(&plan), vec!["recreate db"]);
+        let Step::Recreate { reason, .. } = &plan.batches[0][0] else {
+            panic!()
+        };
+        assert_eq!(reason, "image changed");
+    }
+
+    #[test]
+    fn exited_created_unmanaged_and_removed_services() {
+        let v1 = stack(vec![
+            ("db", svc("pg", "1", &[])),
+            ("init", svc("app", "1", &[])),
+            ("web", svc("app", "1", &[("init", DependencyCondition::ServiceCompletedSuccessfully)])),
+        ]);
+        let mut obs = Observed::default();
+        let mut images = ImageFacts::default();
+        converge(&v1, &mut obs, &mut images);
+        // The one-shot exited 0: fine. Exit 1 or a crashed db: recreate.
+        assert!(plan_stack(&v1, &obs, &images).is_empty());
+        for c in &mut obs.containers {
+            match c.labels[LABEL_SERVICE].as_str() {
+                "init" => c.exit_code = Some(1),
+                "db" => c.state = ContainerState::Exited,
+                "web" => c.state = ContainerState::Created,
+                _ => {}
+            }
+        }
+        // Someone else's container with compose labels but not ours.
+        obs.containers.push(ContainerInfo {
+            id: "foreign".into(),
+            name: "shop-web-2".into(),
+            labels: BTreeMap::from([(LABEL_SERVICE.to_string(), "web".to_string())]),
+            state: ContainerState::Running,
+            exit_code: None,
+            health: None,
+            restart_count: 0,
+            image_id: "x".into(),
+            image: "x".into(),
+        });
+        let mut got = names(&plan_stack(&v1, &obs, &images));
+        got.sort();
+        assert_eq!(got, vec!["recreate db", "recreate init", "start web"]);
+
+        // Drop a service: its container goes, the rest stays.
+        let mut v2 = v1.clone();
+        v2.compose.services.remove("db");
+        let mut obs2 = Observed::default();
+        let mut images2 = ImageFacts::default();
+        converge(&v1, &mut obs2, &mut images2);
+        assert_eq!(names(&plan_stack(&v2, &obs2, &images2)), vec!["remove db"]);
+
+        // Whole-stack removal: containers, networks, volumes only on request.
+        obs2.volumes.push(VolumeInfo {
+            name: "shop_data".into(),
+            driver: "local".into(),
+            labels: stack_labels("shop"),
+        });
+        let p = plan_removal("shop", &obs2, false);
+        assert_eq!(p.batches.len(), 2);
+        assert_eq!(p.batches[0].len(), 3);
+        assert_eq!(names(&p)[3], "rmnet shop_default");
+        let p = plan_removal("shop", &obs2, true);
+        assert_eq!(names(&p).last().unwrap(), "rmvol shop_data");
+        assert!(plan_removal("other", &obs2, true).is_empty());
+    }
+
+    #[test]
+    fn pins_run_the_recorded_image_id_without_changing_the_config_hash() {
+        let v1 = stack(vec![("web", svc("app:1", "1", &[]))]);
+        let mut images = ImageFacts::default();
+        images.local.insert("sha256:old".into(), "sha256:old".into());
+        images.pins.insert("web".into(), "sha256:old".into());
+        let spec = desired_spec(&v1, "web", &images.pins).unwrap();
+        assert_eq!(spec.image, "sha256:old");
+        let unpinned = desired_spec(&v1, "web", &BTreeMap::new()).unwrap();
+        assert_eq!(spec.labels[LABEL_CONFIG_HASH], unpinned.labels[LABEL_CONFIG_HASH]);
+        let mut obs = Observed::default();
+        let plan = converge(&v1, &mut obs, &mut images);
+        assert!(!names(&plan).iter().any(|n| n.starts_with("image")), "pinned id is local");
+        assert_eq!(obs.containers[0].image_id, "sha256:old");
+        assert!(plan_stack(&v1, &obs, &images).is_empty());
+    }
+
+    #[test]
+    fn bound_file_content_is_part_of_the_hash() {
+        let mut s = svc("app", "1", &[]);
+        s.volumes = vec![convoy_shared::compose::VolumeMount {
+            kind: MountKind::Bind,
+            source: Some("./conf".into()),
+            target: "/conf".into(),
+            read_only: true,
+            relative: true,
+            tmpfs_size: None,
+            nocopy: false,
+        }];
+        let mut v1 = stack(vec![("web", s)]);
+        v1.files.insert("conf/a.conf".into(), b"one".to_vec());
+        let h1 = service_hash(&v1, &v1.compose.services["web"]);
+        v1.files.insert("conf/a.conf".into(), b"two".to_vec());
+        let h2 = service_hash(&v1, &v1.compose.services["web"]);
+        v1.files.insert("other.txt".into(), b"x".to_vec());
+        let h3 = service_hash(&v1, &v1.compose.services["web"]);
+        assert_ne!(h1, h2);
+        assert_eq!(h2, h3, "files the service does not bind do not count");
+    }
+
+    fn arb_stack() -> impl Strategy<Value = RenderedStack> {
+        // Up to 6 services; each may depend on earlier ones (acyclic).
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["img-a", "img-b", "img-c"]),
+                0u8..3,
+                prop::collection::vec((0usize..6, 0u8..3), 0..3),
+                any::<bool>(),
+            ),
+            1..6,
+        )
+        .prop_map(|raw| {
+            let mut services = BTreeMap::new();
+            for (i, (image, env, deps, on_net)) in raw.iter().enumerate() {
+                let mut s = svc(image, &env.to_string(), &[]);
+                for (d, c) in deps {
+                    if *d < i {
+                        let cond = match c {
+                            0 => DependencyCondition::ServiceStarted,
+                            1 => DependencyCondition::ServiceHealthy,
+                            _ => DependencyCondition::ServiceCompletedSuccessfully,
+                        };
+                        s.depends_on.insert(
+                            format!("s{d}"),
+                            Dependency {
+                                condition: cond,
+                                ..Default::default()
+                            },
+                        );
+                    }
+                }
+                if *on_net {
+                    s.networks.insert("back".into(), Default::default());
+                }
+                services.insert(format!("s{i}"), s);
+            }
+            let mut st = stack(vec![]);
+            st.compose.services = services;
+            st
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn applying_the_plan_converges(
+            before in arb_stack(),
+            after in arb_stack(),
+            kill in prop::collection::vec(any::<bool>(), 6),
+        ) {
+            // Start from a converged older revision, then perturb it.
+            let mut obs = Observed::default();
+            let mut images = ImageFacts::default();
+            converge(&before, &mut obs, &mut images);
+            for (c, k) in obs.containers.iter_mut().zip(&kill) {
+                if *k {
+                    c.state = ContainerState::Exited;
+                    c.exit_code = Some(137);
+                }
+            }
+            let plan = plan_stack(&after, &obs, &images);
+            // depends_on order: a service's step comes in a later batch
+            // than any of its dependencies' steps.
+            let batch_of: BTreeMap<&str, usize> = plan
+                .batches
+                .iter()
+                .enumerate()
+                .flat_map(|(i, b)| b.iter().filter(|s| !matches!(s, Step::Remove { .. })).filter_map(move |s| s.service().map(|n| (n, i))))
+                .collect();
+            for (name, svc) in &after.compose.services {
+                for dep in svc.depends_on.keys() {
+                    if let (Some(a), Some(b)) = (batch_of.get(name.as_str()), batch_of.get(dep.as_str())) {
+                        prop_assert!(a > b, "{name} (batch {a}) before its dependency {dep} (batch {b})");
+                    }
+                }
+            }
+            let mut n = 0;
+            simulate(&after, &plan, &mut obs, &mut images, &mut n);
+            let second = plan_stack(&after, &obs, &images);
+            prop_assert!(second.is_empty(), "second plan not empty: {:?}", second);
+            // Exactly one container per desired service, compose-named.
+            let mut got: Vec<String> = obs.containers.iter().map(|c| c.name.clone()).collect();
+            got.sort();
+            let mut want: Vec<String> = after.compose.services.keys().map(|s| format!("shop-{s}-1")).collect();
+            want.sort();
+            prop_assert_eq!(got, want);
+            // Networks: exactly those the services use.
+            let uses_default = after.compose.services.values().any(|s| s.networks.is_empty());
+            let uses_back = after.compose.services.values().any(|s| !s.networks.is_empty());
+            prop_assert_eq!(obs.networks.iter().any(|n| n.name == "shop_default"), uses_default);
+            prop_assert_eq!(obs.networks.iter().any(|n| n.name == "shop_back"), uses_back);
+        }
+    }
+}
