@@ -156,10 +156,8 @@ impl Journal {
         key: &[u8],
         value: &T,
     ) -> JournalResult<()> {
-        let bytes = serde_json::to_vec(value).map_err(|source| JournalError::Encode {
-            tree: name,
-            source,
-        })?;
+        let bytes = serde_json::to_vec(value)
+            .map_err(|source| JournalError::Encode { tree: name, source })?;
         tree.insert(key, bytes).map_err(db_err(name))?;
         tree.flush().map_err(db_err(name))?;
         Ok(())
@@ -290,7 +288,9 @@ impl Journal {
     /// Drops acknowledged reports; unknown ids are ignored.
     pub fn ack(&self, ids: &[String]) -> JournalResult<()> {
         for id in ids {
-            self.outbox.remove(id.as_bytes()).map_err(db_err("outbox"))?;
+            self.outbox
+                .remove(id.as_bytes())
+                .map_err(db_err("outbox"))?;
         }
         self.outbox.flush().map_err(db_err("outbox"))?;
         Ok(())
@@ -299,5 +299,50 @@ impl Journal {
     pub fn flush(&self) -> JournalResult<()> {
         self.db.flush().map_err(db_err("db"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::engine::report::ReportKind;
+
+    #[test]
+    fn outbox_survives_reopen_until_acked_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let ids: Vec<String> = {
+            let j = Journal::open(&path).unwrap();
+            let mut ids = Vec::new();
+            for i in 0..5 {
+                let r = Report::new(ReportKind::Healthy, &format!("s{i}"), "r", "ok".into());
+                ids.push(r.id.clone());
+                j.push_report(&r).unwrap();
+            }
+            j.put_completed(7).unwrap();
+            ids
+        };
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), 5);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.completed().unwrap(), 7);
+        let pending = j.pending_reports().unwrap();
+        assert_eq!(
+            pending.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            ids
+        );
+        j.ack(&ids[..3]).unwrap();
+        j.ack(&["unknown".to_string()]).unwrap();
+        let pending = j.pending_reports().unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].stack, "s3");
+        let wire: convoy_shared::proto::v1::Report = pending[0].clone().into();
+        assert_eq!(
+            wire.kind,
+            convoy_shared::proto::v1::ReportKind::Healthy as i32
+        );
+        assert_eq!(wire.id, ids[3]);
     }
 }

@@ -58,7 +58,12 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let stack = if r.stack.is_empty() { "-" } else { &r.stack };
-    println!("{:<12} {:<20} {}", format!("{:?}", r.kind), stack, r.message);
+    println!(
+        "{:<12} {:<20} {}",
+        format!("{:?}", r.kind),
+        stack,
+        r.message
+    );
     if !r.failing_service.is_empty() {
         println!("  failing service: {}", r.failing_service);
     }
@@ -69,8 +74,8 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
 }
 
 async fn apply(data_dir: PathBuf, state: PathBuf, wait: bool, json: bool) -> anyhow::Result<bool> {
-    let text = std::fs::read_to_string(&state)
-        .with_context(|| format!("reading {}", state.display()))?;
+    let text =
+        std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
     let host_state: HostState = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a rendered host state", state.display()))?;
     let runtime = BollardRuntime::connect().await?;
@@ -84,7 +89,10 @@ async fn apply(data_dir: PathBuf, state: PathBuf, wait: bool, json: bool) -> any
             let st = engine.status()?;
             let busy = st.stacks.iter().any(|s| {
                 s.desired_revision.is_some()
-                    && matches!(s.phase, Phase::Pending | Phase::Applying | Phase::RollingBack | Phase::Removing)
+                    && matches!(
+                        s.phase,
+                        Phase::Pending | Phase::Applying | Phase::RollingBack | Phase::Removing
+                    )
             });
             if st.completed_generation >= st.generation || !busy {
                 break;
@@ -113,9 +121,18 @@ async fn status(data_dir: PathBuf, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(());
     }
-    println!("host revision: {}", st.host_revision.as_deref().unwrap_or("-"));
-    println!("{:<20} {:<12} {:<14} {:<14} {:<14} MESSAGE", "STACK", "PHASE", "DESIRED", "APPLIED", "LKG");
-    let short = |r: &Option<String>| r.as_deref().map_or("-".to_string(), |r| r.chars().take(12).collect());
+    println!(
+        "host revision: {}",
+        st.host_revision.as_deref().unwrap_or("-")
+    );
+    println!(
+        "{:<20} {:<12} {:<14} {:<14} {:<14} MESSAGE",
+        "STACK", "PHASE", "DESIRED", "APPLIED", "LKG"
+    );
+    let short = |r: &Option<String>| {
+        r.as_deref()
+            .map_or("-".to_string(), |r| r.chars().take(12).collect())
+    };
     for s in &st.stacks {
         println!(
             "{:<20} {:<12} {:<14} {:<14} {:<14} {}",
@@ -131,7 +148,7 @@ async fn status(data_dir: PathBuf, json: bool) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -149,10 +166,10 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             if !apply(data_dir, state, wait, json).await? {
-                std::process::exit(2);
+                return Ok(std::process::ExitCode::from(2));
             }
         }
         Command::Status { data_dir, json } => status(data_dir, json).await?,
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -26,8 +26,10 @@ const IMAGE_TAG: &str = "engine-it";
 
 fn image() -> String {
     static IMG: OnceLock<String> = OnceLock::new();
-    IMG.get_or_init(|| convoy_tests::images::busybox_image(IMAGE_TAG).expect("building the test image"))
-        .clone()
+    IMG.get_or_init(|| {
+        convoy_tests::images::busybox_image(IMAGE_TAG).expect("building the test image")
+    })
+    .clone()
 }
 
 /// Unique stack names; removes every object of those stacks on drop.
@@ -42,7 +44,13 @@ impl Guard {
             .unwrap()
             .as_nanos();
         let stacks = (0..n)
-            .map(|i| format!("cvt{prefix}{i}x{}{}", std::process::id(), nanos % 1_000_000_000))
+            .map(|i| {
+                format!(
+                    "cvt{prefix}{i}x{}{}",
+                    std::process::id(),
+                    nanos % 1_000_000_000
+                )
+            })
             .collect();
         Self { stacks }
     }
@@ -57,7 +65,10 @@ impl Drop for Guard {
                 (vec!["network", "ls", "-q"], vec!["network", "rm"]),
                 (vec!["volume", "ls", "-q"], vec!["volume", "rm", "-f"]),
             ] {
-                let Ok(out) = Command::new("docker").args(&list).args(["--filter", &filter]).output()
+                let Ok(out) = Command::new("docker")
+                    .args(&list)
+                    .args(["--filter", &filter])
+                    .output()
                 else {
                     continue;
                 };
@@ -87,9 +98,22 @@ async fn runtime() -> Arc<dyn Runtime> {
 fn web() -> Service {
     Service {
         image: image(),
-        command: Some(vec!["httpd".into(), "-f".into(), "-p".into(), "8080".into(), "-h".into(), "/www".into()]),
+        command: Some(vec![
+            "httpd".into(),
+            "-f".into(),
+            "-p".into(),
+            "8080".into(),
+            "-h".into(),
+            "/www".into(),
+        ]),
         healthcheck: Some(Healthcheck {
-            test: vec!["CMD".into(), "wget".into(), "-q".into(), "-O-".into(), "http://127.0.0.1:8080/health".into()],
+            test: vec![
+                "CMD".into(),
+                "wget".into(),
+                "-q".into(),
+                "-O-".into(),
+                "http://127.0.0.1:8080/health".into(),
+            ],
             interval: Some(Duration::from_secs(1)),
             timeout: Some(Duration::from_secs(1)),
             retries: Some(2),
@@ -105,11 +129,18 @@ fn web() -> Service {
 fn app(greeting: &str) -> Service {
     Service {
         image: image(),
-        command: Some(vec!["sh".into(), "-c".into(), "echo app-started $GREETING; exec sleep 3600".into()]),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo app-started $GREETING; exec sleep 3600".into(),
+        ]),
         environment: BTreeMap::from([("GREETING".to_string(), Some(greeting.to_string()))]),
         depends_on: BTreeMap::from([(
             "web".to_string(),
-            Dependency { condition: DependencyCondition::ServiceHealthy, ..Default::default() },
+            Dependency {
+                condition: DependencyCondition::ServiceHealthy,
+                ..Default::default()
+            },
         )]),
         stop_grace_period: Some(Duration::from_secs(1)),
         ..Default::default()
@@ -118,14 +149,21 @@ fn app(greeting: &str) -> Service {
 
 fn failing_app() -> Service {
     Service {
-        command: Some(vec!["sh".into(), "-c".into(), "echo boom-from-app-1; echo boom-from-app-2 >&2; exit 1".into()]),
+        command: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo boom-from-app-1; echo boom-from-app-2 >&2; exit 1".into(),
+        ]),
         ..app("broken")
     }
 }
 
 fn stack(name: &str, services: Vec<(&str, Service)>) -> RenderedStack {
     let compose = ComposeFile {
-        services: services.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        services: services
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         ..Default::default()
     };
     let health = HealthPolicy {
@@ -146,7 +184,10 @@ fn stack(name: &str, services: Vec<(&str, Service)>) -> RenderedStack {
 }
 
 fn host_state(stacks: Vec<RenderedStack>) -> HostState {
-    let revs: Vec<(&str, &str)> = stacks.iter().map(|s| (s.name.as_str(), s.revision.as_str())).collect();
+    let revs: Vec<(&str, &str)> = stacks
+        .iter()
+        .map(|s| (s.name.as_str(), s.revision.as_str()))
+        .collect();
     HostState {
         format: HOST_STATE_FORMAT,
         fleet: "test".into(),
@@ -157,27 +198,43 @@ fn host_state(stacks: Vec<RenderedStack>) -> HostState {
 }
 
 async fn containers(rt: &dyn Runtime, stack: &str) -> Vec<ContainerInfo> {
-    rt.list_containers(&LabelFilter::new().label("dev.convoy.stack", stack)).await.unwrap()
+    rt.list_containers(&LabelFilter::new().label("dev.convoy.stack", stack))
+        .await
+        .unwrap()
 }
 
 fn by_service(cs: &[ContainerInfo]) -> BTreeMap<String, ContainerInfo> {
-    cs.iter().map(|c| (c.labels[LABEL_SERVICE].clone(), c.clone())).collect()
+    cs.iter()
+        .map(|c| (c.labels[LABEL_SERVICE].clone(), c.clone()))
+        .collect()
 }
 
 /// Applies and waits; returns the new reports (acked) and the time taken.
 async fn apply(engine: &Engine, state: HostState) -> (Vec<Report>, Duration) {
     let t = Instant::now();
     engine.set_desired(state, Some("rollout-1".into())).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle()).await.expect("apply took over 60s").unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
+        .await
+        .expect("apply took over 60s")
+        .unwrap();
     let took = t.elapsed();
     let reports = engine.pending_reports().unwrap();
-    engine.ack(&reports.iter().map(|r| r.id.clone()).collect::<Vec<_>>()).unwrap();
-    assert!(engine.pending_reports().unwrap().is_empty(), "ack drops reports");
+    engine
+        .ack(&reports.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+        .unwrap();
+    assert!(
+        engine.pending_reports().unwrap().is_empty(),
+        "ack drops reports"
+    );
     (reports, took)
 }
 
 fn kinds(reports: &[Report], stack: &str) -> Vec<ReportKind> {
-    reports.iter().filter(|r| r.stack == stack).map(|r| r.kind).collect()
+    reports
+        .iter()
+        .filter(|r| r.stack == stack)
+        .map(|r| r.kind)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,9 +246,16 @@ async fn a_two_service_stack_comes_up_healthy_with_compose_names_and_labels() {
     let engine = Engine::open(dir.path().join("data"), rt.clone()).unwrap();
     let s = stack(name, vec![("web", web()), ("app", app("v1"))]);
     let (reports, took) = apply(&engine, host_state(vec![s.clone()])).await;
-    assert_eq!(kinds(&reports, name), vec![ReportKind::Healthy], "{reports:#?}");
+    assert_eq!(
+        kinds(&reports, name),
+        vec![ReportKind::Healthy],
+        "{reports:#?}"
+    );
     assert!(reports.iter().any(|r| r.kind == ReportKind::HostHealthy));
-    let r = reports.iter().find(|r| r.kind == ReportKind::Healthy).unwrap();
+    let r = reports
+        .iter()
+        .find(|r| r.kind == ReportKind::Healthy)
+        .unwrap();
     assert_eq!(r.stack_revision, s.revision);
     assert_eq!(r.rollout_id, "rollout-1");
     eprintln!("a: healthy after {took:?}");
@@ -207,11 +271,17 @@ async fn a_two_service_stack_comes_up_healthy_with_compose_names_and_labels() {
         assert!(!c.labels[LABEL_CONFIG_HASH].is_empty());
         assert_eq!(c.labels["dev.convoy.managed"], "true");
         assert_eq!(c.labels["dev.convoy.revision"], s.revision);
-        assert_eq!(c.image_id, convoy_tests::images::image_id(&image()).unwrap());
+        assert_eq!(
+            c.image_id,
+            convoy_tests::images::image_id(&image()).unwrap()
+        );
     }
     assert_eq!(cs["web"].health, Some(Health::Healthy));
     let logs = rt.logs_tail(&cs["app"].id, 10).await.unwrap();
-    assert!(logs.iter().any(|l| l.contains("app-started v1")), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("app-started v1")),
+        "{logs:?}"
+    );
 
     let st = engine.status().unwrap();
     let ss = st.stacks.iter().find(|x| x.stack == *name).unwrap();
@@ -220,7 +290,10 @@ async fn a_two_service_stack_comes_up_healthy_with_compose_names_and_labels() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("data")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("data"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
     }
     engine.shutdown().await;
@@ -254,14 +327,27 @@ async fn b_reapply_is_a_no_op_and_a_changed_service_alone_is_recreated() {
     let v2 = stack(name, vec![("web", web()), ("app", app("v2"))]);
     let (reports, took) = apply(&engine, host_state(vec![v2.clone()])).await;
     eprintln!("b: targeted recreate took {took:?}");
-    assert_eq!(kinds(&reports, name), vec![ReportKind::Healthy], "{reports:#?}");
+    assert_eq!(
+        kinds(&reports, name),
+        vec![ReportKind::Healthy],
+        "{reports:#?}"
+    );
     let after = by_service(&containers(rt.as_ref(), name).await);
     assert_eq!(after.len(), 2);
-    assert_eq!(before["web"].id, after["web"].id, "web is unchanged and left alone");
-    assert_ne!(before["app"].id, after["app"].id, "app changed and was recreated");
+    assert_eq!(
+        before["web"].id, after["web"].id,
+        "web is unchanged and left alone"
+    );
+    assert_ne!(
+        before["app"].id, after["app"].id,
+        "app changed and was recreated"
+    );
     assert_eq!(after["app"].labels["dev.convoy.revision"], v2.revision);
     let logs = rt.logs_tail(&after["app"].id, 10).await.unwrap();
-    assert!(logs.iter().any(|l| l.contains("app-started v2")), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("app-started v2")),
+        "{logs:?}"
+    );
     engine.shutdown().await;
 }
 
@@ -279,7 +365,9 @@ async fn c_failing_revision_fails_early_and_rolls_back_to_lkg() {
 
     let v2 = stack(name, vec![("web", web()), ("app", failing_app())]);
     let t = Instant::now();
-    engine.set_desired(host_state(vec![v2.clone()]), Some("rollout-2".into())).unwrap();
+    engine
+        .set_desired(host_state(vec![v2.clone()]), Some("rollout-2".into()))
+        .unwrap();
     // The gate must fail well before the 20 s deadline: poll the phase.
     let failed_at = loop {
         let st = engine.status().unwrap();
@@ -292,13 +380,22 @@ async fn c_failing_revision_fails_early_and_rolls_back_to_lkg() {
         ) {
             break t.elapsed();
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "gate did not fail early");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "gate did not fail early"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
+        .await
+        .unwrap()
+        .unwrap();
     let total = t.elapsed();
     eprintln!("c: gate failed after {failed_at:?}, rolled back and verified after {total:?}");
-    assert!(failed_at < Duration::from_secs(10), "gate failed after {failed_at:?}, deadline is 20s");
+    assert!(
+        failed_at < Duration::from_secs(10),
+        "gate failed after {failed_at:?}, deadline is 20s"
+    );
 
     let reports = engine.pending_reports().unwrap();
     let rb: Vec<&Report> = reports.iter().filter(|r| r.stack == *name).collect();
@@ -310,32 +407,55 @@ async fn c_failing_revision_fails_early_and_rolls_back_to_lkg() {
     assert_eq!(r.restored_revision, v1.revision);
     assert_eq!(r.rollout_id, "rollout-2");
     assert!(r.message.contains("exited with code 1"), "{}", r.message);
-    assert!(r.log_tail.iter().any(|l| l.contains("boom-from-app-1")), "{:?}", r.log_tail);
-    assert!(r.log_tail.iter().any(|l| l.contains("boom-from-app-2")), "{:?}", r.log_tail);
+    assert!(
+        r.log_tail.iter().any(|l| l.contains("boom-from-app-1")),
+        "{:?}",
+        r.log_tail
+    );
+    assert!(
+        r.log_tail.iter().any(|l| l.contains("boom-from-app-2")),
+        "{:?}",
+        r.log_tail
+    );
     assert!(!reports.iter().any(|r| r.kind == ReportKind::HostHealthy));
 
     // The old config runs again, healthy; web was never touched.
     let now = by_service(&containers(rt.as_ref(), name).await);
     assert_eq!(now.len(), 2);
     assert_eq!(now["web"].id, good["web"].id);
-    assert_eq!(now["app"].labels[LABEL_CONFIG_HASH], good["app"].labels[LABEL_CONFIG_HASH]);
+    assert_eq!(
+        now["app"].labels[LABEL_CONFIG_HASH],
+        good["app"].labels[LABEL_CONFIG_HASH]
+    );
     assert_eq!(now["app"].state, ContainerState::Running);
     assert_eq!(now["app"].image_id, good["app"].image_id);
     // Pinned by image id.
-    assert!(now["app"].image.starts_with("sha256:"), "{}", now["app"].image);
+    assert!(
+        now["app"].image.starts_with("sha256:"),
+        "{}",
+        now["app"].image
+    );
     let logs = rt.logs_tail(&now["app"].id, 10).await.unwrap();
-    assert!(logs.iter().any(|l| l.contains("app-started v1")), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("app-started v1")),
+        "{logs:?}"
+    );
     let st = engine.status().unwrap();
     let ss = st.stacks.iter().find(|x| x.stack == *name).unwrap();
     assert_eq!(ss.applied_revision.as_deref(), Some(v1.revision.as_str()));
     assert_eq!(ss.lkg_revision.as_deref(), Some(v1.revision.as_str()));
     assert_eq!(ss.desired_revision.as_deref(), Some(v2.revision.as_str()));
-    engine.ack(&reports.iter().map(|r| r.id.clone()).collect::<Vec<_>>()).unwrap();
+    engine
+        .ack(&reports.iter().map(|r| r.id.clone()).collect::<Vec<_>>())
+        .unwrap();
 
     // Re-sending the same failed state does not flap the stack.
     let (reports, _) = apply(&engine, host_state(vec![v2.clone()])).await;
     assert!(kinds(&reports, name).is_empty(), "{reports:#?}");
-    assert_eq!(by_service(&containers(rt.as_ref(), name).await)["app"].id, now["app"].id);
+    assert_eq!(
+        by_service(&containers(rt.as_ref(), name).await)["app"].id,
+        now["app"].id
+    );
     engine.shutdown().await;
 }
 
@@ -354,12 +474,24 @@ async fn d_failing_first_deploy_reports_failed() {
     assert_eq!(mine.len(), 1, "{reports:#?}");
     assert_eq!(mine[0].kind, ReportKind::Failed);
     assert_eq!(mine[0].failing_service, "app");
-    assert!(mine[0].message.contains("no last-known-good"), "{}", mine[0].message);
-    assert!(mine[0].log_tail.iter().any(|l| l.contains("boom-from-app-1")));
+    assert!(
+        mine[0].message.contains("no last-known-good"),
+        "{}",
+        mine[0].message
+    );
+    assert!(
+        mine[0]
+            .log_tail
+            .iter()
+            .any(|l| l.contains("boom-from-app-1"))
+    );
     // The failed stack is left stopped.
     let cs = containers(rt.as_ref(), name).await;
     assert_eq!(cs.len(), 2);
-    assert!(cs.iter().all(|c| c.state != ContainerState::Running), "{cs:#?}");
+    assert!(
+        cs.iter().all(|c| c.state != ContainerState::Running),
+        "{cs:#?}"
+    );
     let st = engine.status().unwrap();
     let ss = st.stacks.iter().find(|x| x.stack == *name).unwrap();
     assert_eq!(ss.phase, convoy_host_agent::journal::Phase::Failed);
@@ -385,31 +517,53 @@ async fn e_removed_stack_is_removed_with_networks_but_volumes_kept() {
         nocopy: false,
     }];
     let mut s_gone = stack(gone, vec![("web", w)]);
-    s_gone.compose.volumes.insert("data".into(), VolumeDef::default());
+    s_gone
+        .compose
+        .volumes
+        .insert("data".into(), VolumeDef::default());
     s_gone.revision = content_hash(&(gone, &s_gone.compose));
     let s_keep = stack(keep, vec![("web", web())]);
     let (reports, _) = apply(&engine, host_state(vec![s_keep.clone(), s_gone.clone()])).await;
-    assert_eq!(kinds(&reports, gone), vec![ReportKind::Healthy], "{reports:#?}");
+    assert_eq!(
+        kinds(&reports, gone),
+        vec![ReportKind::Healthy],
+        "{reports:#?}"
+    );
     assert_eq!(kinds(&reports, keep), vec![ReportKind::Healthy]);
     let vol = format!("{gone}_data");
     let net = format!("{gone}_default");
     let f = LabelFilter::new().label("dev.convoy.stack", gone);
     assert_eq!(rt.list_networks(&f).await.unwrap().len(), 1);
     assert_eq!(rt.list_volumes(&f).await.unwrap()[0].name, vol);
-    let kept_id = by_service(&containers(rt.as_ref(), keep).await)["web"].id.clone();
+    let kept_id = by_service(&containers(rt.as_ref(), keep).await)["web"]
+        .id
+        .clone();
 
     let t = Instant::now();
     let (reports, _) = apply(&engine, host_state(vec![s_keep.clone()])).await;
     eprintln!("e: removal took {:?}", t.elapsed());
-    assert_eq!(kinds(&reports, gone), vec![ReportKind::Removed], "{reports:#?}");
+    assert_eq!(
+        kinds(&reports, gone),
+        vec![ReportKind::Removed],
+        "{reports:#?}"
+    );
     assert!(containers(rt.as_ref(), gone).await.is_empty());
-    assert!(rt.list_networks(&f).await.unwrap().iter().all(|n| n.name != net));
+    assert!(
+        rt.list_networks(&f)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| n.name != net)
+    );
     assert!(rt.list_networks(&f).await.unwrap().is_empty());
     let vols = rt.list_volumes(&f).await.unwrap();
     assert_eq!(vols.len(), 1, "named volume kept");
     assert_eq!(vols[0].name, vol);
     // The other stack is untouched.
-    assert_eq!(by_service(&containers(rt.as_ref(), keep).await)["web"].id, kept_id);
+    assert_eq!(
+        by_service(&containers(rt.as_ref(), keep).await)["web"].id,
+        kept_id
+    );
     let st = engine.status().unwrap();
     assert!(st.stacks.iter().all(|x| x.stack != *gone));
     engine.shutdown().await;
@@ -423,7 +577,9 @@ async fn f_crash_mid_plan_then_rerun_converges_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let s = stack(name, vec![("web", web()), ("app", app("v1"))]);
     let engine = Engine::open(dir.path(), rt.clone()).unwrap();
-    engine.set_desired(host_state(vec![s.clone()]), None).unwrap();
+    engine
+        .set_desired(host_state(vec![s.clone()]), None)
+        .unwrap();
     // Wait until web exists (app is then waiting for web to be healthy).
     let t = Instant::now();
     loop {
@@ -435,16 +591,27 @@ async fn f_crash_mid_plan_then_rerun_converges_without_duplicates() {
     }
     engine.abort().await;
     let mid = containers(rt.as_ref(), name).await;
-    eprintln!("f: aborted after {:?} with {} container(s)", t.elapsed(), mid.len());
+    eprintln!(
+        "f: aborted after {:?} with {} container(s)",
+        t.elapsed(),
+        mid.len()
+    );
     assert_eq!(mid.len(), 1, "aborted mid-plan: app not created yet");
     assert!(engine.pending_reports().unwrap().is_empty());
     drop(engine);
 
     // Restart: the journal's unfinished apply resumes on open.
     let engine = Engine::open(dir.path(), rt.clone()).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
+        .await
+        .unwrap()
+        .unwrap();
     let reports = engine.pending_reports().unwrap();
-    assert_eq!(kinds(&reports, name), vec![ReportKind::Healthy], "{reports:#?}");
+    assert_eq!(
+        kinds(&reports, name),
+        vec![ReportKind::Healthy],
+        "{reports:#?}"
+    );
     let cs = containers(rt.as_ref(), name).await;
     assert_eq!(cs.len(), 2, "no duplicates or orphans: {cs:#?}");
     let by = by_service(&cs);
@@ -452,19 +619,83 @@ async fn f_crash_mid_plan_then_rerun_converges_without_duplicates() {
     assert!(cs.iter().all(|c| c.state == ContainerState::Running));
 
     // Crash again while the gate runs, then re-run: still converged.
-    engine.set_desired(host_state(vec![stack(name, vec![("web", web()), ("app", app("v2"))])]), None).unwrap();
+    engine
+        .set_desired(
+            host_state(vec![stack(name, vec![("web", web()), ("app", app("v2"))])]),
+            None,
+        )
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     engine.abort().await;
     drop(engine);
     let engine = Engine::open(dir.path(), rt.clone()).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle()).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
+        .await
+        .unwrap()
+        .unwrap();
     let cs = containers(rt.as_ref(), name).await;
     assert_eq!(cs.len(), 2, "{cs:#?}");
     let by = by_service(&cs);
     assert_eq!(by["web"].id, mid[0].id);
     let logs = rt.logs_tail(&by["app"].id, 10).await.unwrap();
-    assert!(logs.iter().any(|l| l.contains("app-started v2")), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("app-started v2")),
+        "{logs:?}"
+    );
     let reports = engine.pending_reports().unwrap();
-    assert_eq!(reports.iter().filter(|r| r.stack == *name && r.kind == ReportKind::Healthy).count(), 2, "{reports:#?}");
+    assert_eq!(
+        reports
+            .iter()
+            .filter(|r| r.stack == *name && r.kind == ReportKind::Healthy)
+            .count(),
+        2,
+        "{reports:#?}"
+    );
     engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g_cli_apply_and_status() {
+    let rt = runtime().await;
+    let g = Guard::new("g", 1);
+    let name = &g.stacks[0];
+    let dir = tempfile::tempdir().unwrap();
+    let state = host_state(vec![stack(name, vec![("web", web())])]);
+    let file = dir.path().join("state.json");
+    std::fs::write(&file, serde_json::to_vec(&state).unwrap()).unwrap();
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_convoy-agent");
+    let out = tokio::process::Command::new(bin)
+        .args(["apply", "--data-dir"])
+        .arg(&data)
+        .arg("--state")
+        .arg(&file)
+        .arg("--wait")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Healthy") && stdout.contains(name.as_str()),
+        "{stdout}"
+    );
+    assert!(stdout.contains("HostHealthy"), "{stdout}");
+    assert_eq!(containers(rt.as_ref(), name).await.len(), 1);
+    let out = tokio::process::Command::new(bin)
+        .args(["status", "--json", "--data-dir"])
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &st["stacks"][0];
+    assert_eq!(s["stack"], name.as_str());
+    assert_eq!(s["phase"], "healthy");
+    assert_eq!(s["applied_revision"], state.stacks[0].revision.as_str());
 }

@@ -187,7 +187,14 @@ impl Executor<'_> {
                     .pull_image(image, self.auth)
                     .await
                     .map(|_| ())
-                    .map_err(|e| step_err("", format!("image {image} is not present locally and the pull failed: {e}")))
+                    .map_err(|e| {
+                        step_err(
+                            "",
+                            format!(
+                                "image {image} is not present locally and the pull failed: {e}"
+                            ),
+                        )
+                    })
             }
             Step::Create { service, deps, .. } => {
                 self.wait_deps(service, deps).await?;
@@ -263,7 +270,10 @@ impl Executor<'_> {
 
     async fn create_and_start(&self, service: &str) -> Result<(), ExecError> {
         let Some(mut spec) = desired_spec(self.stack, service, self.pins) else {
-            return Err(step_err(service, format!("service {service} is not in the stack")));
+            return Err(step_err(
+                service,
+                format!("service {service} is not in the stack"),
+            ));
         };
         spec.resolve_relative_binds(&self.files_dir);
         let id = match self.runtime.create_container(&spec).await {
@@ -282,10 +292,9 @@ impl Executor<'_> {
                     }
                     Ok(c) if c.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true") => {
                         self.stop_remove(service, &c.id).await?;
-                        self.runtime
-                            .create_container(&spec)
-                            .await
-                            .map_err(|e| step_err(service, format!("cannot create {service}: {e}")))?
+                        self.runtime.create_container(&spec).await.map_err(|e| {
+                            step_err(service, format!("cannot create {service}: {e}"))
+                        })?
                     }
                     _ => return Err(step_err(service, format!("cannot create {service}: {e}"))),
                 }
@@ -299,9 +308,9 @@ impl Executor<'_> {
         let cs = stack_containers(self.runtime, &self.stack.name)
             .await
             .map_err(|e| step_err(service, e.to_string()))?;
-        Ok(cs
-            .into_iter()
-            .find(|c| c.labels.get(LABEL_SERVICE).map(String::as_str) == Some(service) && c.name == name))
+        Ok(cs.into_iter().find(|c| {
+            c.labels.get(LABEL_SERVICE).map(String::as_str) == Some(service) && c.name == name
+        }))
     }
 
     /// Waits until every dependency meets its condition.

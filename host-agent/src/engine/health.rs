@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::plan::{oneshots, LABEL_MANAGED, LABEL_STACK};
-use crate::runtime::{ContainerInfo, ContainerState, Health, LabelFilter, LABEL_SERVICE, Runtime};
+use super::plan::{LABEL_MANAGED, LABEL_STACK, oneshots};
+use crate::runtime::{ContainerInfo, ContainerState, Health, LABEL_SERVICE, LabelFilter, Runtime};
 
 /// How often the gate looks.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -133,14 +133,19 @@ async fn http_get(url: &str) -> Result<(), String> {
     let mut s = TcpStream::connect(&addr)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
-    let req = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: convoy-agent\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: convoy-agent\r\n\r\n"
+    );
     s.write_all(req.as_bytes())
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let mut buf = Vec::with_capacity(64);
     let mut chunk = [0u8; 256];
     while !buf.contains(&b'\n') && buf.len() < 1024 {
-        let n = s.read(&mut chunk).await.map_err(|e| format!("{url}: {e}"))?;
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
         if n == 0 {
             break;
         }
@@ -190,7 +195,11 @@ pub enum GateOutcome {
 
 /// Watches `stack` until it is healthy for `min_healthy`, fails, passes its
 /// deadline (counted from `ctx.started`), or is cancelled.
-pub async fn gate(runtime: &dyn Runtime, stack: &RenderedStack, ctx: GateContext<'_>) -> GateOutcome {
+pub async fn gate(
+    runtime: &dyn Runtime,
+    stack: &RenderedStack,
+    ctx: GateContext<'_>,
+) -> GateOutcome {
     let shots = oneshots(&stack.compose);
     let deadline = ctx.started + stack.health.deadline;
     let mut baseline: Option<BTreeMap<String, u64>> = None;
@@ -260,5 +269,77 @@ pub async fn gate(runtime: &dyn Runtime, stack: &RenderedStack, ctx: GateContext
             return GateOutcome::Failed(f);
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    async fn serve(status: &'static str) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(format!("HTTP/1.0 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+            }
+        });
+        addr
+    }
+
+    fn p(check: ProbeCheck) -> Probe {
+        Probe {
+            service: "web".into(),
+            check,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_and_tcp_probes() {
+        let ok = serve("200 OK").await;
+        let bad = serve("503 Service Unavailable").await;
+        assert!(
+            probe(&p(ProbeCheck::Http {
+                url: format!("http://{ok}/health")
+            }))
+            .await
+            .is_ok()
+        );
+        let e = probe(&p(ProbeCheck::Http {
+            url: format!("http://{bad}/"),
+        }))
+        .await
+        .unwrap_err();
+        assert!(e.contains("503"), "{e}");
+        assert!(
+            probe(&p(ProbeCheck::Tcp {
+                address: ok.clone()
+            }))
+            .await
+            .is_ok()
+        );
+        // A port nobody listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = l.local_addr().unwrap().to_string();
+        drop(l);
+        assert!(
+            probe(&p(ProbeCheck::Tcp { address: closed }))
+                .await
+                .is_err()
+        );
+        assert!(
+            probe(&p(ProbeCheck::Http {
+                url: "https://x/".into()
+            }))
+            .await
+            .is_err()
+        );
     }
 }

@@ -272,10 +272,10 @@ impl Engine {
         self.inner.shutdown.store(true, Ordering::SeqCst);
         self.inner.wake.notify_one();
         let handle = self.worker.lock().ok().and_then(|mut w| w.take());
-        if let Some(h) = handle {
-            if let Err(e) = h.await {
-                warn!(error = %e, "engine worker ended abnormally");
-            }
+        if let Some(h) = handle
+            && let Err(e) = h.await
+        {
+            warn!(error = %e, "engine worker ended abnormally");
         }
         if let Err(e) = self.inner.journal.flush() {
             warn!(error = %e, "journal flush at shutdown failed");
@@ -394,7 +394,10 @@ async fn apply_pass(inner: &Arc<Inner>, d: &DesiredRecord) -> Pass {
                     .join(", ")
             );
             inner.set_live(&stack.name, Phase::Failed, msg.clone());
-            inner.report(d, Report::new(ReportKind::Failed, &stack.name, &stack.revision, msg));
+            inner.report(
+                d,
+                Report::new(ReportKind::Failed, &stack.name, &stack.revision, msg),
+            );
             all_healthy = false;
             continue;
         }
@@ -437,11 +440,29 @@ async fn remove_stale_stacks(inner: &Arc<Inner>, d: &DesiredRecord) -> Result<()
     // Only stacks this agent's journal knows (applied, last-known-good or
     // in flight; the in-flight record is written before anything is
     // created): objects of other agents sharing the engine stay untouched.
-    let lkg: BTreeMap<String, LkgRecord> =
-        inner.journal.all_lkg().map_err(journal_err)?.into_iter().collect();
+    let lkg: BTreeMap<String, LkgRecord> = inner
+        .journal
+        .all_lkg()
+        .map_err(journal_err)?
+        .into_iter()
+        .collect();
     let mut journaled: BTreeSet<String> = lkg.keys().cloned().collect();
-    journaled.extend(inner.journal.all_applied().map_err(journal_err)?.into_iter().map(|(k, _)| k));
-    journaled.extend(inner.journal.all_inflight().map_err(journal_err)?.into_iter().map(|(k, _)| k));
+    journaled.extend(
+        inner
+            .journal
+            .all_applied()
+            .map_err(journal_err)?
+            .into_iter()
+            .map(|(k, _)| k),
+    );
+    journaled.extend(
+        inner
+            .journal
+            .all_inflight()
+            .map_err(journal_err)?
+            .into_iter()
+            .map(|(k, _)| k),
+    );
     let wanted: BTreeSet<&str> = d.state.stacks.iter().map(|s| s.name.as_str()).collect();
     for stack in &journaled {
         if wanted.contains(stack.as_str()) {
@@ -454,18 +475,24 @@ async fn remove_stale_stacks(inner: &Arc<Inner>, d: &DesiredRecord) -> Result<()
         let remove_volumes = lkg.get(stack).is_some_and(|l| l.stack.remove_volumes);
         let observed = exec::observe(rt, stack).await.map_err(err)?;
         let plan = plan_removal(stack, &observed, remove_volumes);
-        let revision = lkg.get(stack).map(|l| l.stack.revision.clone()).unwrap_or_default();
+        let revision = lkg
+            .get(stack)
+            .map(|l| l.stack.revision.clone())
+            .unwrap_or_default();
         // The last-known-good spec gives the stop grace periods; without
         // one an empty stack stands in (compose's default grace).
-        let empty = lkg.get(stack).map(|l| l.stack.clone()).unwrap_or_else(|| RenderedStack {
-            name: stack.clone(),
-            revision: revision.clone(),
-            compose: Default::default(),
-            health: Default::default(),
-            after: Vec::new(),
-            remove_volumes,
-            files: BTreeMap::new(),
-        });
+        let empty = lkg
+            .get(stack)
+            .map(|l| l.stack.clone())
+            .unwrap_or_else(|| RenderedStack {
+                name: stack.clone(),
+                revision: revision.clone(),
+                compose: Default::default(),
+                health: Default::default(),
+                after: Vec::new(),
+                remove_volumes,
+                files: BTreeMap::new(),
+            });
         let cancelled = || inner.cancelled(d.generation);
         let pins = BTreeMap::new();
         let ex = exec::Executor {
@@ -493,7 +520,11 @@ async fn remove_stale_stacks(inner: &Arc<Inner>, d: &DesiredRecord) -> Result<()
                 &revision,
                 format!(
                     "stack {stack} removed ({})",
-                    if remove_volumes { "volumes removed" } else { "volumes kept" }
+                    if remove_volumes {
+                        "volumes removed"
+                    } else {
+                        "volumes kept"
+                    }
                 ),
             ),
         );
@@ -509,7 +540,12 @@ async fn running_image_ids(
     Ok(health::stack_containers(rt, stack)
         .await?
         .into_iter()
-        .filter_map(|c| c.labels.get(LABEL_SERVICE).cloned().map(|s| (s, c.image_id)))
+        .filter_map(|c| {
+            c.labels
+                .get(LABEL_SERVICE)
+                .cloned()
+                .map(|s| (s, c.image_id))
+        })
         .collect())
 }
 
@@ -528,8 +564,12 @@ async fn converge(
         reason: e,
     };
     let dir = inner.files_dir(&stack.name, &stack.revision);
-    exec::write_files(stack, &dir)
-        .map_err(|e| to_exec(format!("cannot write stack files to {}: {e}", dir.display())))?;
+    exec::write_files(stack, &dir).map_err(|e| {
+        to_exec(format!(
+            "cannot write stack files to {}: {e}",
+            dir.display()
+        ))
+    })?;
     let observed = exec::observe(rt, &stack.name)
         .await
         .map_err(|e| to_exec(e.to_string()))?;
@@ -573,7 +613,11 @@ async fn apply_stack(inner: &Arc<Inner>, d: &DesiredRecord, stack: &RenderedStac
         && a.attempted == stack.revision
         && matches!(a.phase, Phase::RolledBack | Phase::Failed)
     {
-        inner.set_live(name, a.phase, "this revision already failed its health gate here");
+        inner.set_live(
+            name,
+            a.phase,
+            "this revision already failed its health gate here",
+        );
         return StackEnd::NotHealthy;
     }
 
@@ -662,7 +706,10 @@ async fn apply_stack(inner: &Arc<Inner>, d: &DesiredRecord, stack: &RenderedStac
                 image_ids,
                 at_unix_ms: now,
             };
-            if let Err(e) = j.put_lkg(name, &lkg).and_then(|()| j.put_applied(name, &applied)) {
+            if let Err(e) = j
+                .put_lkg(name, &lkg)
+                .and_then(|()| j.put_applied(name, &applied))
+            {
                 error!(stack = %name, error = %e, "cannot journal the healthy revision");
             }
             let _ = j.remove_inflight(name);
@@ -869,7 +916,10 @@ fn gc_files(inner: &Arc<Inner>, stack: &str) {
         let Ok(cs) = health::stack_containers(rt.as_ref(), &stack_name).await else {
             return;
         };
-        keep.extend(cs.iter().filter_map(|c| c.labels.get(plan::LABEL_REVISION).cloned()));
+        keep.extend(
+            cs.iter()
+                .filter_map(|c| c.labels.get(plan::LABEL_REVISION).cloned()),
+        );
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !keep.contains(&name) {

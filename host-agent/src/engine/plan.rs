@@ -68,7 +68,9 @@ pub enum Step {
         labels: BTreeMap<String, String>,
     },
     /// Make sure the image is present (pull when it is not).
-    EnsureImage { image: String },
+    EnsureImage {
+        image: String,
+    },
     /// Wait for `deps`, create the container, start it.
     Create {
         service: String,
@@ -94,8 +96,12 @@ pub enum Step {
         service: String,
         container: String,
     },
-    RemoveNetwork { name: String },
-    RemoveVolume { name: String },
+    RemoveNetwork {
+        name: String,
+    },
+    RemoveVolume {
+        name: String,
+    },
 }
 
 /// A container to create: the service and the engine-facing spec values
@@ -285,9 +291,10 @@ pub fn levels(compose: &ComposeFile) -> Vec<Vec<String>> {
             .iter()
             .copied()
             .filter(|s| {
-                compose.services[*s].depends_on.keys().all(|d| {
-                    placed.contains_key(d.as_str()) || !compose.services.contains_key(d)
-                })
+                compose.services[*s]
+                    .depends_on
+                    .keys()
+                    .all(|d| placed.contains_key(d.as_str()) || !compose.services.contains_key(d))
             })
             .collect();
         let level: Vec<&str> = if ready.is_empty() {
@@ -400,7 +407,11 @@ pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFa
     let mut removes = Vec::new();
     let mut current: BTreeMap<&str, &ContainerInfo> = BTreeMap::new();
     for c in &containers {
-        let service = c.labels.get(LABEL_SERVICE).map(String::as_str).unwrap_or("");
+        let service = c
+            .labels
+            .get(LABEL_SERVICE)
+            .map(String::as_str)
+            .unwrap_or("");
         let keep = desired.compose.services.contains_key(service)
             && c.name == container_name(&desired.name, service, 1)
             && !current.contains_key(service);
@@ -728,7 +739,10 @@ mod tests {
         let s = stack(vec![
             ("db", svc("pg", "1", &[])),
             ("cache", svc("redis", "1", &[])),
-            ("migrate", svc("app", "1", &[("db", DependencyCondition::ServiceHealthy)])),
+            (
+                "migrate",
+                svc("app", "1", &[("db", DependencyCondition::ServiceHealthy)]),
+            ),
             (
                 "web",
                 svc(
@@ -747,14 +761,25 @@ mod tests {
         assert_eq!(plan.batches[0].len(), 3, "network + 2 missing images");
         assert!(names(&plan).contains(&"net shop_default".to_string()));
         assert!(names(&plan).contains(&"image redis".to_string()));
-        assert!(!names(&plan).contains(&"image pg".to_string()), "local image: no pull");
+        assert!(
+            !names(&plan).contains(&"image pg".to_string()),
+            "local image: no pull"
+        );
         let svc_batches: Vec<Vec<String>> = plan.batches[1..]
             .iter()
-            .map(|b| b.iter().filter_map(|s| s.service().map(str::to_owned)).collect())
+            .map(|b| {
+                b.iter()
+                    .filter_map(|s| s.service().map(str::to_owned))
+                    .collect()
+            })
             .collect();
         assert_eq!(
             svc_batches,
-            vec![vec!["cache".to_string(), "db".to_string()], vec!["migrate".into()], vec!["web".into()]]
+            vec![
+                vec!["cache".to_string(), "db".to_string()],
+                vec!["migrate".into()],
+                vec!["web".into()]
+            ]
         );
         let web = plan.steps().find(|s| s.service() == Some("web")).unwrap();
         let Step::Create { deps, spec, .. } = web else {
@@ -768,7 +793,10 @@ mod tests {
     fn only_changed_services_are_recreated() {
         let v1 = stack(vec![
             ("db", svc("pg", "1", &[])),
-            ("web", svc("app", "1", &[("db", DependencyCondition::ServiceStarted)])),
+            (
+                "web",
+                svc("app", "1", &[("db", DependencyCondition::ServiceStarted)]),
+            ),
         ]);
         let mut obs = Observed::default();
         let mut images = ImageFacts::default();
@@ -797,7 +825,14 @@ mod tests {
         let v1 = stack(vec![
             ("db", svc("pg", "1", &[])),
             ("init", svc("app", "1", &[])),
-            ("web", svc("app", "1", &[("init", DependencyCondition::ServiceCompletedSuccessfully)])),
+            (
+                "web",
+                svc(
+                    "app",
+                    "1",
+                    &[("init", DependencyCondition::ServiceCompletedSuccessfully)],
+                ),
+            ),
         ]);
         let mut obs = Observed::default();
         let mut images = ImageFacts::default();
@@ -855,15 +890,23 @@ mod tests {
     fn pins_run_the_recorded_image_id_without_changing_the_config_hash() {
         let v1 = stack(vec![("web", svc("app:1", "1", &[]))]);
         let mut images = ImageFacts::default();
-        images.local.insert("sha256:old".into(), "sha256:old".into());
+        images
+            .local
+            .insert("sha256:old".into(), "sha256:old".into());
         images.pins.insert("web".into(), "sha256:old".into());
         let spec = desired_spec(&v1, "web", &images.pins).unwrap();
         assert_eq!(spec.image, "sha256:old");
         let unpinned = desired_spec(&v1, "web", &BTreeMap::new()).unwrap();
-        assert_eq!(spec.labels[LABEL_CONFIG_HASH], unpinned.labels[LABEL_CONFIG_HASH]);
+        assert_eq!(
+            spec.labels[LABEL_CONFIG_HASH],
+            unpinned.labels[LABEL_CONFIG_HASH]
+        );
         let mut obs = Observed::default();
         let plan = converge(&v1, &mut obs, &mut images);
-        assert!(!names(&plan).iter().any(|n| n.starts_with("image")), "pinned id is local");
+        assert!(
+            !names(&plan).iter().any(|n| n.starts_with("image")),
+            "pinned id is local"
+        );
         assert_eq!(obs.containers[0].image_id, "sha256:old");
         assert!(plan_stack(&v1, &obs, &images).is_empty());
     }

@@ -4,7 +4,11 @@
 
 use convoy_shared::limits::{MAX_LOG_LINES, MAX_TEXT_LEN};
 use convoy_shared::proto::v1;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use serde::{Deserialize, Serialize};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,8 +36,8 @@ impl From<ReportKind> for v1::ReportKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// Unique, sorts by creation time: 13 hex digits of milliseconds, then
-    /// 16 random hex digits.
+    /// Unique, sorts by creation time: 13 hex digits of milliseconds, 8 of
+    /// a per-process sequence, 8 random.
     pub id: String,
     pub host_revision: String,
     pub stack: String,
@@ -69,7 +73,12 @@ impl Report {
     pub fn new(kind: ReportKind, stack: &str, stack_revision: &str, message: String) -> Self {
         let at = now_unix_ms();
         Self {
-            id: format!("{:013x}{:016x}", at, rand::random::<u64>()),
+            id: format!(
+                "{:013x}{:08x}{:08x}",
+                at,
+                SEQ.fetch_add(1, Ordering::Relaxed),
+                rand::random::<u32>()
+            ),
             host_revision: String::new(),
             stack: stack.to_string(),
             stack_revision: stack_revision.to_string(),
