@@ -699,3 +699,54 @@ async fn g_cli_apply_and_status() {
     assert_eq!(s["phase"], "healthy");
     assert_eq!(s["applied_revision"], state.stacks[0].revision.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_newer_state_supersedes_and_after_dependents_wait_for_healthy() {
+    let rt = runtime().await;
+    let g = Guard::new("h", 2);
+    let (first, second) = (&g.stacks[0], &g.stacks[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+
+    // v1 is superseded by v2 while it applies; v2 wins.
+    let v1 = stack(first, vec![("web", web()), ("app", app("v1"))]);
+    let v2 = stack(first, vec![("web", web()), ("app", app("v2"))]);
+    engine
+        .set_desired(host_state(vec![v1.clone()]), None)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (reports, took) = apply(&engine, host_state(vec![v2.clone()])).await;
+    eprintln!("h: superseded apply converged after {took:?}");
+    let mine: Vec<&Report> = reports.iter().filter(|r| r.stack == *first).collect();
+    assert_eq!(mine.len(), 1, "{reports:#?}");
+    assert_eq!(mine[0].kind, ReportKind::Healthy);
+    assert_eq!(mine[0].stack_revision, v2.revision);
+    let cs = by_service(&containers(rt.as_ref(), first).await);
+    assert_eq!(cs.len(), 2);
+    let logs = rt.logs_tail(&cs["app"].id, 10).await.unwrap();
+    assert!(
+        logs.iter().any(|l| l.contains("app-started v2")),
+        "{logs:?}"
+    );
+
+    // A stack `after` a failing one is not applied.
+    let broken = stack(first, vec![("web", web()), ("app", failing_app())]);
+    let mut dependent = stack(second, vec![("web", web())]);
+    dependent.after = vec![first.clone()];
+    let (reports, _) = apply(&engine, host_state(vec![broken, dependent])).await;
+    assert_eq!(
+        kinds(&reports, first),
+        vec![ReportKind::RolledBack],
+        "{reports:#?}"
+    );
+    let dep: Vec<&Report> = reports.iter().filter(|r| r.stack == *second).collect();
+    assert_eq!(dep.len(), 1);
+    assert_eq!(dep[0].kind, ReportKind::Failed);
+    assert!(
+        dep[0].message.contains(first.as_str()),
+        "{}",
+        dep[0].message
+    );
+    assert!(containers(rt.as_ref(), second).await.is_empty());
+    engine.shutdown().await;
+}
