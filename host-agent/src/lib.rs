@@ -2,4 +2,6 @@
 //! journal (sled), the compose engine on the Docker API (bollard), the health
 //! gate with autonomous rollback, and telemetry (sysinfo + NVML).
 
+pub mod engine;
+pub mod journal;
 pub mod runtime;

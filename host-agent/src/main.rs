@@ -1,6 +1,15 @@
 //! `convoy-agent`: the per-host agent.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use convoy_host_agent::engine::{Engine, Report, ReportKind};
+use convoy_host_agent::journal::Phase;
+use convoy_host_agent::runtime::BollardRuntime;
+use convoy_shared::render::HostState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,12 +26,150 @@ struct Cli {
 enum Command {
     /// Print the protocol version this build speaks.
     ProtocolVersion,
+    /// Apply a rendered host state (JSON, as `convoy validate --plan --json`
+    /// prints under plan.hosts.<name>) locally, without a control plane.
+    Apply {
+        #[arg(long, env = "CONVOY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The HostState JSON file.
+        #[arg(long)]
+        state: PathBuf,
+        /// Also wait for the health gates (and any rollback) to finish.
+        /// Without it the command returns once every stack's containers are
+        /// created; the gate resumes the next time the agent runs.
+        #[arg(long)]
+        wait: bool,
+        /// Print reports as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show desired / applied / last-known-good revisions per stack.
+    Status {
+        #[arg(long, env = "CONVOY_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    let stack = if r.stack.is_empty() { "-" } else { &r.stack };
+    println!(
+        "{:<12} {:<20} {}",
+        format!("{:?}", r.kind),
+        stack,
+        r.message
+    );
+    if !r.failing_service.is_empty() {
+        println!("  failing service: {}", r.failing_service);
+    }
+    for l in &r.log_tail {
+        println!("  | {l}");
+    }
+    Ok(())
+}
+
+async fn apply(data_dir: PathBuf, state: PathBuf, wait: bool, json: bool) -> anyhow::Result<bool> {
+    let text =
+        std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
+    let host_state: HostState = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a rendered host state", state.display()))?;
+    let runtime = BollardRuntime::connect().await?;
+    let engine = Engine::open(&data_dir, Arc::new(runtime))?;
+    engine.set_desired(host_state, None)?;
+    if wait {
+        engine.wait_idle().await?;
+    } else {
+        // Return once every stack is past its apply steps.
+        loop {
+            let st = engine.status()?;
+            let busy = st.stacks.iter().any(|s| {
+                s.desired_revision.is_some()
+                    && matches!(
+                        s.phase,
+                        Phase::Pending | Phase::Applying | Phase::RollingBack | Phase::Removing
+                    )
+            });
+            if st.completed_generation >= st.generation || !busy {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    engine.shutdown().await;
+    let reports = engine.pending_reports()?;
+    let mut ok = true;
+    for r in &reports {
+        print_report(r, json)?;
+        ok &= !matches!(r.kind, ReportKind::Failed | ReportKind::RolledBack);
+    }
+    // Printed = delivered: there is no control plane to send them to.
+    engine.ack(&reports.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?;
+    Ok(ok)
+}
+
+async fn status(data_dir: PathBuf, json: bool) -> anyhow::Result<()> {
+    let runtime = BollardRuntime::connect().await?;
+    let engine = Engine::open(&data_dir, Arc::new(runtime))?;
+    let st = engine.status()?;
+    engine.shutdown().await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+        return Ok(());
+    }
+    println!(
+        "host revision: {}",
+        st.host_revision.as_deref().unwrap_or("-")
+    );
+    println!(
+        "{:<20} {:<12} {:<14} {:<14} {:<14} MESSAGE",
+        "STACK", "PHASE", "DESIRED", "APPLIED", "LKG"
+    );
+    let short = |r: &Option<String>| {
+        r.as_deref()
+            .map_or("-".to_string(), |r| r.chars().take(12).collect())
+    };
+    for s in &st.stacks {
+        println!(
+            "{:<20} {:<12} {:<14} {:<14} {:<14} {}",
+            s.stack,
+            format!("{:?}", s.phase),
+            short(&s.desired_revision),
+            short(&s.applied_revision),
+            short(&s.lkg_revision),
+            s.message
+        );
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<std::process::ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::ProtocolVersion => println!("{}", convoy_shared::proto::PROTOCOL_VERSION),
+        Command::Apply {
+            data_dir,
+            state,
+            wait,
+            json,
+        } => {
+            if !apply(data_dir, state, wait, json).await? {
+                return Ok(std::process::ExitCode::from(2));
+            }
+        }
+        Command::Status { data_dir, json } => status(data_dir, json).await?,
     }
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -1,0 +1,348 @@
+//! The agent's local journal in sled at `<data_dir>/journal`. Trees:
+//! `desired` (the host state to converge to), `applied` (per stack: what was
+//! last applied and its outcome), `lkg` (per stack: last-known-good spec and
+//! the image ids it ran), `inflight` (per stack: an apply in progress, for
+//! crash recovery) and `outbox` (reports until acknowledged).
+//!
+//! Values are JSON. Every write is flushed before the caller acts on it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use convoy_shared::render::{HostState, RenderedStack};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::health::GateFailure;
+use crate::engine::report::Report;
+
+/// Reports kept unacknowledged at most; the oldest are dropped beyond it so
+/// a control plane that never acks cannot grow the journal without bound.
+pub const MAX_OUTBOX: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("journal tree {tree}: {source}")]
+    Db {
+        tree: &'static str,
+        #[source]
+        source: sled::Error,
+    },
+    #[error("journal tree {tree} key {key}: bad record: {source}")]
+    Decode {
+        tree: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("journal tree {tree}: cannot encode record: {source}")]
+    Encode {
+        tree: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+pub type JournalResult<T> = Result<T, JournalError>;
+
+/// The desired state as received, with the rollout that delivered it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesiredRecord {
+    pub state: HostState,
+    pub rollout_id: Option<String>,
+    /// Bumped on every `set_desired`; an apply of an older generation is
+    /// superseded.
+    pub generation: u64,
+}
+
+/// Where a stack is in its life on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Pending,
+    Applying,
+    Verifying,
+    RollingBack,
+    Healthy,
+    RolledBack,
+    Failed,
+    Removing,
+}
+
+/// Per stack: what is applied (running) and how the last attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppliedRecord {
+    /// The revision whose containers run now (after a rollback: the LKG's).
+    pub revision: String,
+    pub phase: Phase,
+    /// The last revision attempted (equal to `revision` unless it failed).
+    pub attempted: String,
+    /// Service -> image id it ran.
+    pub image_ids: BTreeMap<String, String>,
+    pub at_unix_ms: i64,
+}
+
+/// Per stack: the last-known-good spec and the image ids it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LkgRecord {
+    pub stack: RenderedStack,
+    pub image_ids: BTreeMap<String, String>,
+    pub at_unix_ms: i64,
+}
+
+/// An apply in progress for one stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inflight {
+    pub revision: String,
+    pub host_revision: String,
+    pub generation: u64,
+    pub phase: Phase,
+    pub started_unix_ms: i64,
+    /// While rolling back: why, and the failing service's log tail.
+    #[serde(default)]
+    pub failure: Option<GateFailure>,
+    #[serde(default)]
+    pub log_tail: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Journal {
+    db: sled::Db,
+    desired: sled::Tree,
+    applied: sled::Tree,
+    lkg: sled::Tree,
+    inflight: sled::Tree,
+    outbox: sled::Tree,
+}
+
+const DESIRED_KEY: &[u8] = b"state";
+const COMPLETED_KEY: &[u8] = b"completed";
+
+fn db_err(tree: &'static str) -> impl Fn(sled::Error) -> JournalError {
+    move |source| JournalError::Db { tree, source }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal under `path`.
+    pub fn open(path: &Path) -> JournalResult<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|source| JournalError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let tree = |name: &'static str| db.open_tree(name).map_err(db_err(name));
+        Ok(Self {
+            desired: tree("desired")?,
+            applied: tree("applied")?,
+            lkg: tree("lkg")?,
+            inflight: tree("inflight")?,
+            outbox: tree("outbox")?,
+            db,
+        })
+    }
+
+    fn put<T: Serialize>(
+        tree: &sled::Tree,
+        name: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> JournalResult<()> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|source| JournalError::Encode { tree: name, source })?;
+        tree.insert(key, bytes).map_err(db_err(name))?;
+        tree.flush().map_err(db_err(name))?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        name: &'static str,
+        key: &[u8],
+    ) -> JournalResult<Option<T>> {
+        let Some(bytes) = tree.get(key).map_err(db_err(name))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| JournalError::Decode {
+                tree: name,
+                key: String::from_utf8_lossy(key).into_owned(),
+                source,
+            })
+    }
+
+    fn del(tree: &sled::Tree, name: &'static str, key: &[u8]) -> JournalResult<()> {
+        tree.remove(key).map_err(db_err(name))?;
+        tree.flush().map_err(db_err(name))?;
+        Ok(())
+    }
+
+    fn all<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        name: &'static str,
+    ) -> JournalResult<Vec<(String, T)>> {
+        let mut out = Vec::new();
+        for item in tree.iter() {
+            let (k, v) = item.map_err(db_err(name))?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let value = serde_json::from_slice(&v).map_err(|source| JournalError::Decode {
+                tree: name,
+                key: key.clone(),
+                source,
+            })?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    pub fn put_desired(&self, d: &DesiredRecord) -> JournalResult<()> {
+        Self::put(&self.desired, "desired", DESIRED_KEY, d)
+    }
+
+    pub fn desired(&self) -> JournalResult<Option<DesiredRecord>> {
+        Self::get(&self.desired, "desired", DESIRED_KEY)
+    }
+
+    /// The last desired generation applied completely (0: none).
+    pub fn completed(&self) -> JournalResult<u64> {
+        Ok(Self::get(&self.desired, "desired", COMPLETED_KEY)?.unwrap_or(0))
+    }
+
+    pub fn put_completed(&self, generation: u64) -> JournalResult<()> {
+        Self::put(&self.desired, "desired", COMPLETED_KEY, &generation)
+    }
+
+    pub fn put_applied(&self, stack: &str, r: &AppliedRecord) -> JournalResult<()> {
+        Self::put(&self.applied, "applied", stack.as_bytes(), r)
+    }
+
+    pub fn applied(&self, stack: &str) -> JournalResult<Option<AppliedRecord>> {
+        Self::get(&self.applied, "applied", stack.as_bytes())
+    }
+
+    pub fn all_applied(&self) -> JournalResult<Vec<(String, AppliedRecord)>> {
+        Self::all(&self.applied, "applied")
+    }
+
+    pub fn remove_applied(&self, stack: &str) -> JournalResult<()> {
+        Self::del(&self.applied, "applied", stack.as_bytes())
+    }
+
+    pub fn put_lkg(&self, stack: &str, r: &LkgRecord) -> JournalResult<()> {
+        Self::put(&self.lkg, "lkg", stack.as_bytes(), r)
+    }
+
+    pub fn lkg(&self, stack: &str) -> JournalResult<Option<LkgRecord>> {
+        Self::get(&self.lkg, "lkg", stack.as_bytes())
+    }
+
+    pub fn all_lkg(&self) -> JournalResult<Vec<(String, LkgRecord)>> {
+        Self::all(&self.lkg, "lkg")
+    }
+
+    pub fn remove_lkg(&self, stack: &str) -> JournalResult<()> {
+        Self::del(&self.lkg, "lkg", stack.as_bytes())
+    }
+
+    pub fn put_inflight(&self, stack: &str, r: &Inflight) -> JournalResult<()> {
+        Self::put(&self.inflight, "inflight", stack.as_bytes(), r)
+    }
+
+    pub fn all_inflight(&self) -> JournalResult<Vec<(String, Inflight)>> {
+        Self::all(&self.inflight, "inflight")
+    }
+
+    pub fn remove_inflight(&self, stack: &str) -> JournalResult<()> {
+        Self::del(&self.inflight, "inflight", stack.as_bytes())
+    }
+
+    /// Appends a report to the outbox (ids sort by creation time).
+    pub fn push_report(&self, r: &Report) -> JournalResult<()> {
+        Self::put(&self.outbox, "outbox", r.id.as_bytes(), r)?;
+        let excess = self.outbox.len().saturating_sub(MAX_OUTBOX);
+        for _ in 0..excess {
+            if self.outbox.pop_min().map_err(db_err("outbox"))?.is_none() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unacknowledged reports, oldest first.
+    pub fn pending_reports(&self) -> JournalResult<Vec<Report>> {
+        Ok(Self::all(&self.outbox, "outbox")?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Drops acknowledged reports; unknown ids are ignored.
+    pub fn ack(&self, ids: &[String]) -> JournalResult<()> {
+        for id in ids {
+            self.outbox
+                .remove(id.as_bytes())
+                .map_err(db_err("outbox"))?;
+        }
+        self.outbox.flush().map_err(db_err("outbox"))?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> JournalResult<()> {
+        self.db.flush().map_err(db_err("db"))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::engine::report::ReportKind;
+
+    #[test]
+    fn outbox_survives_reopen_until_acked_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        let ids: Vec<String> = {
+            let j = Journal::open(&path).unwrap();
+            let mut ids = Vec::new();
+            for i in 0..5 {
+                let r = Report::new(ReportKind::Healthy, &format!("s{i}"), "r", "ok".into());
+                ids.push(r.id.clone());
+                j.push_report(&r).unwrap();
+            }
+            j.put_completed(7).unwrap();
+            ids
+        };
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), 5);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.completed().unwrap(), 7);
+        let pending = j.pending_reports().unwrap();
+        assert_eq!(
+            pending.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            ids
+        );
+        j.ack(&ids[..3]).unwrap();
+        j.ack(&["unknown".to_string()]).unwrap();
+        let pending = j.pending_reports().unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].stack, "s3");
+        let wire: convoy_shared::proto::v1::Report = pending[0].clone().into();
+        assert_eq!(
+            wire.kind,
+            convoy_shared::proto::v1::ReportKind::Healthy as i32
+        );
+        assert_eq!(wire.id, ids[3]);
+    }
+}
