@@ -1,0 +1,187 @@
+//! The rollout engine over a real sled store: waves, reports, restarts.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use convoy_control_plane::rollout::{Action, Input, Rollout, RolloutStatus};
+use convoy_control_plane::rollouts::{Engine, HostDesired, Outlet};
+use convoy_shared::repo::load_dir;
+
+#[derive(Default)]
+struct Recorder {
+    deliveries: Mutex<Vec<(String, HostDesired)>>,
+    events: Mutex<Vec<String>>,
+}
+
+impl Outlet for Recorder {
+    fn deliver(&self, host: &str, desired: &HostDesired, state_json: &[u8]) {
+        let state: serde_json::Value = serde_json::from_slice(state_json).unwrap();
+        assert_eq!(state["revision"], desired.revision.as_str());
+        assert_eq!(state["host"], host);
+        self.deliveries
+            .lock()
+            .unwrap()
+            .push((host.to_owned(), desired.clone()));
+    }
+    fn event(&self, _rollout: &Rollout, action: &Action) {
+        if let Action::Event { kind, .. } = action {
+            self.events.lock().unwrap().push(format!("{kind:?}"));
+        }
+    }
+}
+
+impl Recorder {
+    fn hosts(&self) -> Vec<String> {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+    fn take(&self) -> Vec<(String, HostDesired)> {
+        std::mem::take(&mut *self.deliveries.lock().unwrap())
+    }
+}
+
+fn example() -> convoy_shared::repo::Repo {
+    load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet")).unwrap()
+}
+
+fn healthy(engine: &Engine, host: &str, revision: &str, now: u64) -> Rollout {
+    engine
+        .input(
+            &Input::HostHealthy {
+                host: host.into(),
+                revision: revision.into(),
+            },
+            now,
+        )
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn walks_the_example_fleet_and_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = example();
+    let rec = Arc::new(Recorder::default());
+    let id = {
+        let db = sled::open(dir.path()).unwrap();
+        let engine = Engine::open(&db, rec.clone()).unwrap();
+        let id = engine.accept_commit("c1", &repo, 1_000).unwrap().unwrap();
+        // Staging first: only the laptop.
+        assert_eq!(rec.hosts(), vec!["thinkpad"]);
+        // The same commit again is a no-op.
+        assert!(engine.accept_commit("c1", &repo, 1_001).unwrap().is_none());
+        id
+        // Dropped here: like a kill, nothing else persisted.
+    };
+    let db = sled::open(dir.path()).unwrap();
+    let engine = Engine::open(&db, rec.clone()).unwrap();
+    let cur = engine.current_rollout().unwrap().unwrap();
+    assert_eq!(cur.id, id);
+    rec.take();
+    // Resume re-delivers the in-flight host, with the same generation.
+    engine.resume(2_000).unwrap();
+    let again = rec.take();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0, "thinkpad");
+    assert_eq!(again[0].1.generation, 1);
+    let laptop_rev = again[0].1.revision.clone();
+
+    // Healthy laptop: prod starts with max_parallel 1 (alphabetical).
+    let r = healthy(&engine, "thinkpad", &laptop_rev, 3_000);
+    assert_eq!(r.status, RolloutStatus::Running);
+    let prod = rec.take();
+    assert_eq!(prod.len(), 1, "{prod:?}");
+    assert_eq!(prod[0].0, "rtx3090");
+    let r = healthy(&engine, "rtx3090", &prod[0].1.revision, 4_000);
+    let next = rec.take();
+    assert_eq!(next[0].0, "vps");
+    assert_eq!(r.status, RolloutStatus::Running);
+    let r = healthy(&engine, "vps", &next[0].1.revision, 5_000);
+    assert_eq!(r.status, RolloutStatus::Completed);
+    assert_eq!(engine.last_good_commit().unwrap().as_deref(), Some("c1"));
+    let (d, _) = engine.desired_for("vps").unwrap().unwrap();
+    assert_eq!(d.commit, "c1");
+    let events = rec.events.lock().unwrap().clone();
+    assert_eq!(
+        events.iter().filter(|e| *e == "RolloutCompleted").count(),
+        1,
+        "{events:?}"
+    );
+}
+
+#[test]
+fn unchanged_hosts_get_nothing_and_failures_halt() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let engine = Engine::open(&db, rec.clone()).unwrap();
+    let repo = example();
+    engine.accept_commit("c1", &repo, 0).unwrap();
+    for (i, h) in ["thinkpad", "rtx3090", "vps"].iter().enumerate() {
+        let (d, _) = engine.desired_for(h).unwrap().unwrap();
+        healthy(&engine, h, &d.revision, 10 + i as u64);
+    }
+    assert_eq!(
+        engine.current_rollout().unwrap().unwrap().status,
+        RolloutStatus::Completed
+    );
+    rec.take();
+    // A new commit with the same content: every host is unchanged.
+    let id2 = engine.accept_commit("c2", &repo, 100).unwrap().unwrap();
+    assert!(rec.take().is_empty());
+    assert_eq!(
+        engine.rollout(&id2).unwrap().unwrap().status,
+        RolloutStatus::Completed
+    );
+
+    // A commit that changes only the laptop's stack, which then fails.
+    let mut changed = repo.clone();
+    changed
+        .fleet
+        .stacks
+        .get_mut("monitoring")
+        .unwrap()
+        .health
+        .deadline = std::time::Duration::from_secs(300);
+    engine.accept_commit("c3", &changed, 200).unwrap();
+    let sent = rec.take();
+    assert_eq!(sent.len(), 1);
+    let r = engine
+        .input(
+            &Input::HostFailed {
+                host: "thinkpad".into(),
+                revision: sent[0].1.revision.clone(),
+                reason: "grafana unhealthy".into(),
+            },
+            300,
+        )
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(r.status, RolloutStatus::Halted { .. }),
+        "{:?}",
+        r.status
+    );
+    assert!(rec.take().is_empty(), "nothing sent after a halt");
+    assert_eq!(sent[0].1.generation, 2, "generations grow per host");
+}
+
+#[test]
+fn rejected_commits_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::open(dir.path()).unwrap();
+    let rec = Arc::new(Recorder::default());
+    let engine = Engine::open(&db, rec.clone()).unwrap();
+    engine.accept_commit("good", &example(), 0).unwrap();
+    rec.take();
+    assert!(engine.reject_commit("bad", vec![], 1).unwrap());
+    assert!(!engine.reject_commit("bad", vec![], 2).unwrap());
+    assert!(rec.take().is_empty());
+    assert_eq!(engine.last_good_commit().unwrap().as_deref(), Some("good"));
+    assert!(!engine.commit("bad").unwrap().unwrap().accepted);
+}
