@@ -80,7 +80,9 @@ pub fn router(store: Store, gw: Gateway) -> Router {
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/hosts", get(list_hosts))
         .route("/api/v1/hosts/{name}/revoke", post(revoke_host))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(ApiState { store, gw })
 }
@@ -342,21 +344,20 @@ pub async fn serve_api(
         let router = router.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
-            {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %addr, error = %e, "API TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %addr, error = %e, "API TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let svc = hyper_util::service::TowerToHyperService::new(router);
-            let res = hyper_util::server::conn::auto::Builder::new(
-                hyper_util::rt::TokioExecutor::new(),
-            )
-            .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-            .await;
+            let res =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
             if let Err(e) = res {
                 tracing::debug!(peer = %addr, error = %e, "API connection ended with an error");
             }

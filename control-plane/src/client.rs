@@ -65,8 +65,15 @@ impl std::fmt::Debug for ApiClient {
 impl ApiClient {
     /// `base`: `https://HOST[:PORT]`; `ca_pem`: the CA that signed the
     /// server certificate (the fleet CA), the only one trusted.
-    pub fn new(base: &str, token: Option<String>, ca_pem: &str, ca_path: &str) -> Result<ApiClient, ClientError> {
-        let uri: Uri = base.parse().map_err(|_| ClientError::BadUrl(base.to_owned()))?;
+    pub fn new(
+        base: &str,
+        token: Option<String>,
+        ca_pem: &str,
+        ca_path: &str,
+    ) -> Result<ApiClient, ClientError> {
+        let uri: Uri = base
+            .parse()
+            .map_err(|_| ClientError::BadUrl(base.to_owned()))?;
         if uri.scheme_str() != Some("https") {
             return Err(ClientError::BadUrl(base.to_owned()));
         }

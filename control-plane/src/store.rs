@@ -95,7 +95,9 @@ pub struct ApiTokenRecord {
 
 /// Unix seconds (0 before the epoch).
 pub fn unix(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// SHA-256 hex of an API bearer token: the key it is stored under.

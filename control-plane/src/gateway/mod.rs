@@ -128,7 +128,9 @@ impl Gateway {
     }
 
     /// The tonic service to serve on the agent port.
-    pub fn service(&self) -> convoy_shared::proto::agent_service_server::AgentServiceServer<AgentApi> {
+    pub fn service(
+        &self,
+    ) -> convoy_shared::proto::agent_service_server::AgentServiceServer<AgentApi> {
         convoy_shared::proto::agent_service_server::AgentServiceServer::new(AgentApi::new(
             self.clone(),
         ))
@@ -165,8 +167,14 @@ impl Gateway {
                 // A full queue must not keep a revoked stream alive: the
                 // session also polls the registry (see session.rs), but
                 // try_send first so the agent learns why.
-                if h.cmd.try_send(SessionCmd::Revoke("host revoked".into())).is_err() {
-                    tracing::warn!(host, "revoke notice not queued; dropping the session's queue");
+                if h.cmd
+                    .try_send(SessionCmd::Revoke("host revoked".into()))
+                    .is_err()
+                {
+                    tracing::warn!(
+                        host,
+                        "revoke notice not queued; dropping the session's queue"
+                    );
                 }
                 true
             }
@@ -231,7 +239,12 @@ impl Gateway {
             },
         );
         if let Some(old) = old {
-            tracing::info!(host, old = old.id, new = id, "newer stream replaces the older one");
+            tracing::info!(
+                host,
+                old = old.id,
+                new = id,
+                "newer stream replaces the older one"
+            );
             let _ = old.cmd.try_send(SessionCmd::Replaced);
         }
         id

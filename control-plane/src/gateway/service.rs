@@ -127,12 +127,18 @@ impl Gateway {
         // The identity comes from the token, never from the request.
         let host = token.host.clone();
         let signed = self.sign(&req.csr_pem, &host, now)?;
-        let token = store.consume_token(&id, &secret, now).map_err(|e| match e {
-            StoreError::Token(t) => token_status(t),
-            StoreError::UnknownToken => Status::permission_denied("join token refused: unknown"),
-            other => internal("consuming token", &other),
-        })?;
-        let prev = store.host(&host).map_err(|e| internal("reading host", &e))?;
+        let token = store
+            .consume_token(&id, &secret, now)
+            .map_err(|e| match e {
+                StoreError::Token(t) => token_status(t),
+                StoreError::UnknownToken => {
+                    Status::permission_denied("join token refused: unknown")
+                }
+                other => internal("consuming token", &other),
+            })?;
+        let prev = store
+            .host(&host)
+            .map_err(|e| internal("reading host", &e))?;
         store
             .put_host(&HostRecord {
                 name: host.clone(),

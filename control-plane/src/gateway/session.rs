@@ -76,7 +76,9 @@ async fn run(
         Err(_) => return Err(Status::deadline_exceeded("no Hello within 30s")),
         Ok(Err(e)) => return Err(e),
         Ok(Ok(None)) => return Ok("agent closed before Hello"),
-        Ok(Ok(Some(AgentMessage { kind: Some(In::Hello(h)) }))) => h,
+        Ok(Ok(Some(AgentMessage {
+            kind: Some(In::Hello(h)),
+        }))) => h,
         Ok(Ok(Some(_))) => return Err(Status::invalid_argument("first message must be Hello")),
     };
     let (cmd_tx, mut cmd_rx) = mpsc::channel(SESSION_QUEUE);
@@ -170,7 +172,12 @@ async fn send(out: &OutTx, kind: Out) -> Result<(), Status> {
         .map_err(|_| Status::cancelled("agent went away"))
 }
 
-async fn handle(gw: &Gateway, id: &HostIdentity, m: AgentMessage, out: &OutTx) -> Result<(), Status> {
+async fn handle(
+    gw: &Gateway,
+    id: &HostIdentity,
+    m: AgentMessage,
+    out: &OutTx,
+) -> Result<(), Status> {
     let Some(kind) = m.kind else {
         return Err(Status::invalid_argument("empty AgentMessage"));
     };
@@ -196,7 +203,13 @@ async fn handle(gw: &Gateway, id: &HostIdentity, m: AgentMessage, out: &OutTx) -
             tracing::debug!(host = %id.host, report = %rid, new, "report stored");
             // New and duplicate reports alike are acked: the agent resends
             // until acked, so a lost Ack only costs a duplicate.
-            send(out, Out::Ack(Ack { report_ids: vec![rid] })).await
+            send(
+                out,
+                Out::Ack(Ack {
+                    report_ids: vec![rid],
+                }),
+            )
+            .await
         }
         In::Telemetry(t) => {
             if t.samples.len() > limits::MAX_TELEMETRY_BATCH {

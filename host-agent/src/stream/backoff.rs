@@ -77,7 +77,12 @@ mod tests {
         let c: Vec<u64> = (0..10)
             .map(|n| ceiling(n, DEFAULT_BASE, DEFAULT_CAP).as_millis() as u64)
             .collect();
-        assert_eq!(c, [500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000]);
+        assert_eq!(
+            c,
+            [
+                500, 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000
+            ]
+        );
         assert_eq!(ceiling(u32::MAX, DEFAULT_BASE, DEFAULT_CAP), DEFAULT_CAP);
     }
 

@@ -33,7 +33,8 @@ pub async fn enroll(server: &str, token: &str, dir: &AgentDir) -> Result<Enrolle
         .map_err(StreamError::io("writing", &dir.key()))?;
     // The CA ignores the CSR's names (the token decides); these are
     // placeholders that pass validation.
-    let csr = make_csr(&key_pem, "enrolling", "agent").map_err(|e| StreamError::Pki(e.to_string()))?;
+    let csr =
+        make_csr(&key_pem, "enrolling", "agent").map_err(|e| StreamError::Pki(e.to_string()))?;
     let cfg = tls::enroll_config(&parsed.ca_fingerprint)?;
     let channel = tls::channel(server, Arc::new(cfg)).await?;
     let mut client = AgentServiceClient::new(channel)
@@ -41,7 +42,12 @@ pub async fn enroll(server: &str, token: &str, dir: &AgentDir) -> Result<Enrolle
     let resp = client
         .enroll(EnrollRequest {
             // Only id and secret: the server does not need the CA hash.
-            token: format!("{}.{}.{}", convoy_pki::TOKEN_PREFIX, parsed.id, parsed.secret),
+            token: format!(
+                "{}.{}.{}",
+                convoy_pki::TOKEN_PREFIX,
+                parsed.id,
+                parsed.secret
+            ),
             csr_pem: csr,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
             facts: Some(facts::host_facts()),
@@ -73,8 +79,8 @@ pub async fn enroll(server: &str, token: &str, dir: &AgentDir) -> Result<Enrolle
         host: id.host.clone(),
         fleet: resp.fleet.clone(),
     };
-    let json = serde_json::to_vec_pretty(&enrollment)
-        .map_err(|e| StreamError::Pki(e.to_string()))?;
+    let json =
+        serde_json::to_vec_pretty(&enrollment).map_err(|e| StreamError::Pki(e.to_string()))?;
     write_atomic(&dir.enrollment(), &json, 0o644)
         .map_err(StreamError::io("writing", &dir.enrollment()))?;
     // Last: a cert.pem means "enrolled".

@@ -146,7 +146,11 @@ impl<H: AgentHooks> Agent<H> {
                 }
             }
             let delay = backoff.next_delay(&mut rand::rng());
-            tracing::info!(delay_ms = delay.as_millis() as u64, attempt = backoff.attempt(), "reconnecting after backoff");
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                attempt = backoff.attempt(),
+                "reconnecting after backoff"
+            );
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|s| *s) => return Ok(()),

@@ -51,9 +51,7 @@ pub fn cert_validity(cert_pem: &str) -> Result<(SystemTime, SystemTime), StreamE
         .map_err(|e| StreamError::Pki(format!("certificate: {e}")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| StreamError::Pki(format!("certificate: {e}")))?;
-    let t = |ts: i64| {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(ts).unwrap_or(0))
-    };
+    let t = |ts: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(ts).unwrap_or(0));
     let nb = t(cert.validity().not_before.timestamp());
     let na = t(cert.validity().not_after.timestamp());
     let issued = nb
@@ -135,7 +133,9 @@ pub async fn run_session<H: AgentHooks>(
     // Renewal: at a random point in 60-80 % of this certificate's life.
     let (issued, not_after) = cert_validity(&creds.cert_pem)?;
     let at = convoy_pki::renewal_at(issued, not_after, &mut rand::rng());
-    let renew_in = at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+    let renew_in = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
     let mut renew_deadline = Some(tokio::time::Instant::now() + renew_in);
     tracing::debug!(renew_in_secs = renew_in.as_secs_f64(), "renewal scheduled");
 
@@ -157,8 +157,9 @@ pub async fn run_session<H: AgentHooks>(
             }
         };
         tokio::select! {
-            _ = stop.changed() => {
-                if *stop.borrow() {
+            r = stop.changed() => {
+                // A dropped sender also means stop.
+                if r.is_err() || *stop.borrow() {
                     return Ok(SessionEnd::Stopped);
                 }
             }
