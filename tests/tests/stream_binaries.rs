@@ -4,6 +4,8 @@
 //! `convoy revoke` within a second.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Plain threads drive child processes here; no tokio runtime to block.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -92,7 +94,6 @@ impl Cli {
 }
 
 #[test]
-#[allow(clippy::disallowed_methods)]
 fn agent_survives_restart_and_revoke_cuts_it_off() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("cp");
