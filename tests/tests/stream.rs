@@ -537,7 +537,7 @@ async fn revoke_closes_the_live_stream_within_a_second_and_refuses_the_cert() {
     tx3.send(hello()).await.unwrap();
     let err = c.connect(ReceiverStream::new(rx3)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
-    // Unknown host: 404 JSON error; no token: 401.
+    // Unknown host: 404 JSON error.
     let err = cp
         .api
         .request(hyper::Method::POST, "/api/v1/hosts/nope/revoke", None)
@@ -619,4 +619,68 @@ async fn renewal_over_the_stream_gives_a_later_certificate() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop.send_replace(true);
+}
+
+#[tokio::test]
+async fn api_scopes_and_json_errors() {
+    use convoy_control_plane::store::{ApiTokenRecord, Scope, api_token_hash};
+    let cp = start_cp(Duration::from_secs(3600)).await;
+    let ca = std::fs::read_to_string(cp.dir.ca_cert()).unwrap();
+    let base = format!("https://127.0.0.1:{}", cp.server.api_addr.port());
+    cp.server
+        .gateway
+        .store()
+        .put_api_token(
+            &api_token_hash("cvat_reader"),
+            &ApiTokenRecord {
+                name: "reader".into(),
+                scope: Scope::Read,
+                created_unix: 0,
+            },
+        )
+        .unwrap();
+    let reader = ApiClient::new(&base, Some("cvat_reader".into()), &ca, "ca.pem").unwrap();
+    assert!(
+        reader
+            .request(hyper::Method::GET, "/api/v1/hosts", None)
+            .await
+            .is_ok()
+    );
+    let err = reader
+        .request(
+            hyper::Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"host": "a"})),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let nobody = ApiClient::new(&base, None, &ca, "ca.pem").unwrap();
+    let err = nobody
+        .request(hyper::Method::GET, "/api/v1/hosts", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    // Bad input from an admin: JSON errors, nothing stored.
+    for body in [
+        serde_json::json!({"host": "Not_A_Host"}),
+        serde_json::json!({"host": "ok", "ttl": "1000h"}),
+        serde_json::json!({"host": "ok", "extra": 1}),
+    ] {
+        let err = cp
+            .api
+            .request(hyper::Method::POST, "/api/v1/tokens", Some(body.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("400"), "{body}: {err}");
+    }
+    // A client that trusts another CA does not talk to us at all.
+    let other = convoy_pki::Ca::generate("test", SystemTime::now()).unwrap();
+    let stranger = ApiClient::new(&base, Some("x".into()), other.cert_pem(), "o.pem").unwrap();
+    assert!(matches!(
+        stranger
+            .request(hyper::Method::GET, "/api/v1/hosts", None)
+            .await,
+        Err(convoy_control_plane::client::ClientError::Connect { .. })
+    ));
 }

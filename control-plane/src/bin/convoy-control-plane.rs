@@ -64,8 +64,34 @@ enum Command {
         #[arg(long)]
         api_listen: Option<SocketAddr>,
     },
+    /// Local API token management (the daemon must be stopped: sled locks
+    /// its store).
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
+    },
     /// Print the protocol version this build speaks.
     ProtocolVersion,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiTokenCommand {
+    /// Create an API token; prints it (only its hash is stored).
+    Create {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum, default_value = "read")]
+        scope: ScopeArg,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScopeArg {
+    Read,
+    Admin,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,6 +147,36 @@ fn main() -> anyhow::Result<()> {
                 server.shutdown().await;
                 Ok::<_, anyhow::Error>(())
             })?;
+        }
+        Command::ApiToken {
+            command:
+                ApiTokenCommand::Create {
+                    data_dir,
+                    name,
+                    scope,
+                },
+        } => {
+            let dir = DataDir::new(&data_dir);
+            let store =
+                convoy_control_plane::store::Store::open(&dir.state()).with_context(|| {
+                    format!(
+                        "opening the store in {} (is the daemon running?)",
+                        data_dir.display()
+                    )
+                })?;
+            let token = convoy_control_plane::datadir::new_api_token();
+            store.put_api_token(
+                &convoy_control_plane::store::api_token_hash(&token),
+                &convoy_control_plane::store::ApiTokenRecord {
+                    name,
+                    scope: match scope {
+                        ScopeArg::Read => convoy_control_plane::store::Scope::Read,
+                        ScopeArg::Admin => convoy_control_plane::store::Scope::Admin,
+                    },
+                    created_unix: convoy_control_plane::store::unix(std::time::SystemTime::now()),
+                },
+            )?;
+            println!("{token}");
         }
         Command::ProtocolVersion => {
             println!("{}", convoy_shared::proto::PROTOCOL_VERSION);
