@@ -2,10 +2,35 @@
 //! sync and webhooks, per-host rendering, the rollout engine, fleet state in
 //! sled, the operator HTTP API, /metrics and the alert outbox; plus the
 //! operator CLI `convoy`.
+//!
+//! Today's tasks in `run` (see [`server::run`]): the agent gateway
+//! ([`gateway`], gRPC over our own rustls acceptor) and the operator API
+//! ([`api`], axum over the same server certificate), both over one sled
+//! [`store::Store`] and stopped together on SIGTERM/Ctrl-C.
 
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod datadir;
+pub mod gateway;
 pub mod git;
 pub mod logging;
 pub mod rollout;
 pub mod rollouts;
+pub mod server;
+pub mod store;
 pub mod validate;
 pub mod webhook;
+
+/// `err: cause: cause...` for logs (each error's Display holds only its
+/// own part).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -3,5 +3,7 @@
 //! gate with autonomous rollback, and telemetry (sysinfo + NVML).
 
 pub mod engine;
+pub mod hooks;
 pub mod journal;
 pub mod runtime;
+pub mod stream;

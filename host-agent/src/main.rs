@@ -7,8 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use convoy_host_agent::engine::{Engine, Report, ReportKind};
+use convoy_host_agent::hooks::EngineHooks;
 use convoy_host_agent::journal::Phase;
 use convoy_host_agent::runtime::BollardRuntime;
+use convoy_host_agent::stream::{Agent, AgentConfig, AgentDir};
 use convoy_shared::render::HostState;
 
 #[derive(Debug, Parser)]
@@ -24,6 +26,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Join the fleet: make a key here, trade a join token for a certificate.
+    Enroll {
+        /// The control plane's agent port, HOST:PORT.
+        #[arg(long)]
+        server: String,
+        /// The join token from `convoy tokens create`.
+        #[arg(long, env = "CONVOY_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Keep the stream to the control plane open.
+    Run {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// TOML config (unknown keys are errors).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Print the protocol version this build speaks.
     ProtocolVersion,
     /// Apply a rendered host state (JSON, as `convoy validate --plan --json`
@@ -147,29 +168,87 @@ async fn status(data_dir: PathBuf, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<std::process::ExitCode> {
+fn init_logging(default: &str) {
+    let filter = std::env::var("CONVOY_LOG")
+        .ok()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| default.into());
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_new(filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// The daemon: the stream to the control plane, the engine behind it.
+async fn run(data_dir: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = match &config {
+        Some(p) => AgentConfig::load(p)?,
+        None => AgentConfig::default(),
+    };
+    let runtime = BollardRuntime::connect()
+        .await
+        .context("connecting to the Docker engine")?;
+    let engine =
+        Arc::new(Engine::open(&data_dir, Arc::new(runtime)).context("opening the journal")?);
+    let hooks = Arc::new(EngineHooks::new(engine.clone(), &data_dir));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let agent = Agent::new(AgentDir::new(&data_dir), cfg, hooks);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("signal received; shutting down (containers keep running)");
+        stop_tx.send_replace(true);
+    });
+    let result = agent.run(stop_rx).await.context("agent stream");
+    // Finish or park the current apply step and flush the journal.
+    engine.shutdown().await;
+    tracing::info!("agent stopped");
+    result
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::ProtocolVersion => println!("{}", convoy_shared::proto::PROTOCOL_VERSION),
+        Command::Enroll {
+            server,
+            token,
+            data_dir,
+        } => {
+            init_logging("info");
+            let e = convoy_host_agent::stream::enroll(&server, &token, &AgentDir::new(&data_dir))
+                .await
+                .context("enrollment failed")?;
+            println!("enrolled as host {} in fleet {}", e.host, e.fleet);
+        }
+        Command::Run { data_dir, config } => {
+            init_logging("info");
+            run(data_dir, config).await?;
+        }
         Command::Apply {
             data_dir,
             state,
             wait,
             json,
         } => {
+            init_logging("warn");
             if !apply(data_dir, state, wait, json).await? {
                 return Ok(std::process::ExitCode::from(2));
             }
         }
-        Command::Status { data_dir, json } => status(data_dir, json).await?,
+        Command::Status { data_dir, json } => {
+            init_logging("warn");
+            status(data_dir, json).await?
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -1,0 +1,133 @@
+//! `convoy-control-plane run`: binds both ports and runs the agent gateway
+//! and the operator API until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::RunConfig;
+use crate::datadir::{DataDir, DataDirError};
+use crate::gateway::{Gateway, GatewayConfig};
+
+/// How long shutdown waits for streams and connections to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("data dir")]
+    DataDir(#[from] DataDirError),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct Server {
+    pub agent_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub gateway: Gateway,
+    stop: watch::Sender<bool>,
+    agent_task: JoinHandle<()>,
+    api_task: JoinHandle<()>,
+}
+
+/// Loads the data dir, binds both ports and starts serving.
+pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError> {
+    let loaded = crate::datadir::load(dir)?;
+    let agent_tls = convoy_pki::server_config(
+        loaded.ca.cert_der(),
+        &loaded.server_cert_pem,
+        &loaded.server_key_pem,
+    )
+    .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let api_tls = crate::api::api_tls_config(&loaded.server_cert_pem, &loaded.server_key_pem)
+        .map_err(ServerError::Tls)?;
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let agent_listener = bind(cfg.agent_listen).await?;
+    let api_listener = bind(cfg.api_listen).await?;
+    let local = |l: &TcpListener, addr| {
+        l.local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })
+    };
+    let agent_addr = local(&agent_listener, cfg.agent_listen)?;
+    let api_addr = local(&api_listener, cfg.api_listen)?;
+    let store = loaded.store.clone();
+    let gateway = Gateway::new(
+        loaded.ca,
+        loaded.store,
+        GatewayConfig {
+            fleet: loaded.fleet.clone(),
+            heartbeat_interval: cfg.heartbeat_interval,
+            agent_cert_lifetime: cfg.agent_cert_lifetime,
+        },
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let gw = gateway.clone();
+    let rx = stop_rx.clone();
+    let agent_task = tokio::spawn(async move {
+        if let Err(e) =
+            crate::gateway::tls::serve_agents(gw, agent_listener, Arc::new(agent_tls), stopped(rx))
+                .await
+        {
+            tracing::error!(error = %crate::error_chain(&e), "agent gateway failed");
+        }
+    });
+    let router = crate::api::router(store, gateway.clone());
+    let api_task = tokio::spawn(crate::api::serve_api(
+        router,
+        api_listener,
+        Arc::new(api_tls),
+        stopped(stop_rx),
+    ));
+    tracing::info!(
+        fleet = %loaded.fleet,
+        agent_listen = %agent_addr,
+        api_listen = %api_addr,
+        "control plane running"
+    );
+    Ok(Server {
+        agent_addr,
+        api_addr,
+        gateway,
+        stop,
+        agent_task,
+        api_task,
+    })
+}
+
+impl Server {
+    /// Stops accepting, closes every agent stream, waits (bounded) for the
+    /// servers to drain and flushes the store.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        let drain = async {
+            let _ = self.agent_task.await;
+            let _ = self.api_task.await;
+        };
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            tracing::warn!("shutdown: servers did not drain within 10s");
+        }
+        if let Err(e) = self.gateway.store().flush() {
+            tracing::error!(error = %crate::error_chain(&e), "final store flush failed");
+        }
+        tracing::info!("control plane stopped");
+    }
+}
