@@ -3,3 +3,4 @@
 //! gate with autonomous rollback, and telemetry (sysinfo + NVML).
 
 pub mod runtime;
+pub mod telemetry;
