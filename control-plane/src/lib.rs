@@ -4,4 +4,5 @@
 //! operator CLI `convoy`.
 
 pub mod logging;
+pub mod telemetry;
 pub mod validate;
