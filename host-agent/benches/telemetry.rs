@@ -6,6 +6,7 @@
 //!   - the sampler, host only (NVML disabled);
 //!   - the sampler, host + the fake 2-GPU libnvidia-ml.so (with one process
 //!     mapped through /proc/<pid>/cgroup).
+//!
 //! No counting allocator: the workspace forbids `unsafe`, which a
 //! `GlobalAlloc` needs; RSS growth over the run stands in for allocations.
 

@@ -1,6 +1,6 @@
 //! Container ID → (stack, service), from the compose labels.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use crate::runtime::{
@@ -12,7 +12,7 @@ use crate::runtime::{
 /// timer); the GPU sampler only reads it.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerDirectory {
-    inner: Arc<RwLock<HashMap<String, (String, String)>>>,
+    inner: Arc<RwLock<BTreeMap<String, (String, String)>>>,
 }
 
 impl ContainerDirectory {

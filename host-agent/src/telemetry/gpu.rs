@@ -10,7 +10,7 @@
 //! sample. ECC, temperature, memory and lost-GPU events are derived from the
 //! polled figures by [`HealthTracker`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -491,14 +491,14 @@ struct GpuHealth {
 #[derive(Debug)]
 pub struct HealthTracker {
     thresholds: HealthThresholds,
-    gpus: HashMap<String, GpuHealth>,
+    gpus: BTreeMap<String, GpuHealth>,
 }
 
 impl HealthTracker {
     pub fn new(thresholds: HealthThresholds) -> Self {
         Self {
             thresholds,
-            gpus: HashMap::new(),
+            gpus: BTreeMap::new(),
         }
     }
 

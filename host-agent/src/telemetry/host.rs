@@ -138,6 +138,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a plain thread: no runtime to block
     fn samples_this_machine() {
         let mut host = HostSampler::new("20.10.24");
         std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
