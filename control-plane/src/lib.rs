@@ -19,6 +19,7 @@ pub mod rollout;
 pub mod rollouts;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod validate;
 pub mod webhook;
 

@@ -7,3 +7,4 @@ pub mod hooks;
 pub mod journal;
 pub mod runtime;
 pub mod stream;
+pub mod telemetry;

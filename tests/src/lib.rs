@@ -1,6 +1,7 @@
 //! Helpers for Convoy's end-to-end tests: locating (and building) the real
 //! binaries, building local test images (no registry here), temp fleet repos.
 
+pub mod fake_nvml;
 pub mod images;
 
 use std::path::PathBuf;
