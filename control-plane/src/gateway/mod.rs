@@ -29,6 +29,24 @@ use crate::store::{Store, StoreError};
 
 pub use service::{AgentApi, PeerInfo};
 
+/// What the rest of the control plane does with stream events. All calls
+/// run on the session's task: implementations must not block for long
+/// (hand sled writes to `spawn_blocking`).
+#[async_trait::async_trait]
+pub trait GatewayHooks: Send + Sync + 'static {
+    /// The desired state to give a host that just connected (or asked
+    /// again with FetchDesired).
+    async fn desired_for(&self, host: &str) -> Option<DesiredState>;
+    /// A desired state was put on the host's stream.
+    async fn delivered(&self, host: &str, revision: &str, generation: u64);
+    /// A report, stored durably; `new` is false for a resent duplicate.
+    async fn report(&self, host: &str, report: &convoy_shared::proto::Report, new: bool);
+    /// A telemetry batch.
+    async fn telemetry(&self, host: &str, batch: convoy_shared::proto::TelemetryBatch);
+    /// The host's stream opened / closed.
+    async fn connected(&self, host: &str, connected: bool);
+}
+
 /// Commands a session task accepts from the rest of the control plane.
 /// Its queue is bounded ([`SESSION_QUEUE`]).
 #[derive(Debug)]
@@ -99,6 +117,7 @@ pub(crate) struct Inner {
     sessions: Mutex<BTreeMap<String, SessionHandle>>,
     next_id: std::sync::atomic::AtomicU64,
     shutdown: watch::Sender<bool>,
+    hooks: std::sync::OnceLock<Arc<dyn GatewayHooks>>,
 }
 
 impl Gateway {
@@ -111,8 +130,19 @@ impl Gateway {
                 sessions: Mutex::new(BTreeMap::new()),
                 next_id: std::sync::atomic::AtomicU64::new(1),
                 shutdown: watch::channel(false).0,
+                hooks: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Plugs in the rest of the control plane (once; later calls are
+    /// ignored).
+    pub fn set_hooks(&self, hooks: Arc<dyn GatewayHooks>) {
+        let _ = self.inner.hooks.set(hooks);
+    }
+
+    pub(crate) fn hooks(&self) -> Option<Arc<dyn GatewayHooks>> {
+        self.inner.hooks.get().cloned()
     }
 
     pub fn fleet(&self) -> &str {

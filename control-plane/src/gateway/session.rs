@@ -108,6 +108,16 @@ async fn run(
         }),
     )
     .await?;
+    let hooks = gw.hooks();
+    if let Some(h) = &hooks {
+        h.connected(&host, true).await;
+        if let Some(d) = h.desired_for(&host).await {
+            let (rev, generation) = (d.revision.clone(), d.generation);
+            tracing::info!(host = %host, revision = %rev, generation, "desired state sent on connect");
+            send(out, Out::Desired(d)).await?;
+            h.delivered(&host, &rev, generation).await;
+        }
+    }
 
     let expiry = id
         .not_after
@@ -137,8 +147,12 @@ async fn run(
             }
             c = cmd_rx.recv() => match c {
                 Some(SessionCmd::Desired(d)) => {
-                    tracing::info!(host = %host, revision = %d.revision, generation = d.generation, "desired state sent");
+                    let (rev, generation) = (d.revision.clone(), d.generation);
+                    tracing::info!(host = %host, revision = %rev, generation, "desired state sent");
                     send(out, Out::Desired(*d)).await?;
+                    if let Some(h) = &hooks {
+                        h.delivered(&host, &rev, generation).await;
+                    }
                 }
                 Some(SessionCmd::Revoke(reason)) => {
                     let _ = out.send(msg(Out::Revoked(Revoked { reason }))).await;
@@ -190,6 +204,7 @@ async fn handle(
             let host = id.host.clone();
             let rid = r.id.clone();
             let key = rid.clone();
+            let for_hooks = r.clone();
             // sled flush blocks.
             let new = tokio::task::spawn_blocking(move || {
                 // Stored as (host, report) so the report's origin is the
@@ -201,6 +216,9 @@ async fn handle(
             .map_err(|_| Status::internal("report task failed"))?
             .map_err(|e| internal("storing report", &e))?;
             tracing::debug!(host = %id.host, report = %rid, new, "report stored");
+            if let Some(h) = gw.hooks() {
+                h.report(&id.host, &for_hooks, new).await;
+            }
             // New and duplicate reports alike are acked: the agent resends
             // until acked, so a lost Ack only costs a duplicate.
             send(
@@ -214,6 +232,9 @@ async fn handle(
         In::Telemetry(t) => {
             if t.samples.len() > limits::MAX_TELEMETRY_BATCH {
                 return Err(Status::invalid_argument("telemetry batch too large"));
+            }
+            if let Some(h) = gw.hooks() {
+                h.telemetry(&id.host, t).await;
             }
             Ok(())
         }
@@ -241,9 +262,16 @@ async fn handle(
             .await
         }
         In::FetchDesired(_) => {
-            // The rollout engine (later) keeps the per-host desired state;
-            // today states are pushed whole, so there is nothing waiting.
-            Ok(())
+            let Some(h) = gw.hooks() else { return Ok(()) };
+            match h.desired_for(&id.host).await {
+                Some(d) => {
+                    let (rev, generation) = (d.revision.clone(), d.generation);
+                    send(out, Out::Desired(d)).await?;
+                    h.delivered(&id.host, &rev, generation).await;
+                    Ok(())
+                }
+                None => Ok(()),
+            }
         }
     }
 }
@@ -278,6 +306,13 @@ struct Deregister {
 
 impl Drop for Deregister {
     fn drop(&mut self) {
+        let current = self.gw.is_current(&self.host, self.session);
         self.gw.deregister(&self.host, self.session);
+        // Only the stream that was current takes the host offline (a
+        // replaced one must not).
+        if current && let Some(h) = self.gw.hooks() {
+            let host = self.host.clone();
+            tokio::spawn(async move { h.connected(&host, false).await });
+        }
     }
 }
