@@ -3,6 +3,7 @@
 //! sled, the operator HTTP API, /metrics and the alert outbox; plus the
 //! operator CLI `convoy`.
 
+pub mod alerts;
 pub mod git;
 pub mod logging;
 pub mod rollout;
