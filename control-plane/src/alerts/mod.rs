@@ -482,7 +482,7 @@ impl Alerts {
                 }
             }
         }
-        tasks.abort_all();
+        tasks.shutdown().await;
         if let Err(e) = self.inner.db.flush_async().await {
             tracing::warn!(error = %e, "alert outbox flush on shutdown failed");
         }
