@@ -2,7 +2,7 @@
 //! records raw bodies and headers and answers from a script.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,9 +63,9 @@ fn ok() -> Scripted {
 struct SinkState {
     reqs: Mutex<Vec<Req>>,
     /// Per path prefix: responses to give first, in order; then 200.
-    script: Mutex<HashMap<String, VecDeque<Scripted>>>,
+    script: Mutex<BTreeMap<String, VecDeque<Scripted>>>,
     /// Per path prefix: answer every request like this.
-    always: Mutex<HashMap<String, Scripted>>,
+    always: Mutex<BTreeMap<String, Scripted>>,
 }
 
 #[derive(Clone, Default)]
@@ -328,7 +328,7 @@ async fn events_reach_the_right_sinks_with_documented_shapes() {
             peer: "10.0.0.9:5555".into(),
         },
     ];
-    let mut ids = HashMap::new();
+    let mut ids = BTreeMap::new();
     for e in events {
         let kind = e.kind();
         match a.raise(e).await.unwrap() {
@@ -422,16 +422,16 @@ async fn events_reach_the_right_sinks_with_documented_shapes() {
     assert_eq!(gpu["details"]["fault"], "xid");
 
     // --- Slack incoming webhook: {"text", "blocks"}.
-    let mut slack_titles = HashSet::new();
+    let mut slack_titles = BTreeSet::new();
     for r in sink.reqs_on("/slack") {
         let b = r.json();
         let obj = b.as_object().unwrap();
         assert_eq!(
-            obj.keys().collect::<HashSet<_>>(),
+            obj.keys().collect::<BTreeSet<_>>(),
             ["text", "blocks"]
                 .iter()
                 .map(|s| s.to_string())
-                .collect::<HashSet<_>>()
+                .collect::<BTreeSet<_>>()
                 .iter()
                 .collect()
         );
@@ -470,7 +470,7 @@ async fn events_reach_the_right_sinks_with_documented_shapes() {
     );
 
     // --- Discord execute webhook: {"content", "embeds": [...]}.
-    let mut discord_titles = HashSet::new();
+    let mut discord_titles = BTreeSet::new();
     for r in sink.reqs_on("/discord") {
         let b = r.json();
         let content = b["content"].as_str().unwrap();
@@ -497,7 +497,7 @@ async fn events_reach_the_right_sinks_with_documented_shapes() {
         }
         discord_titles.insert(title.to_owned());
     }
-    let want: HashSet<String> = [
+    let want: BTreeSet<String> = [
         "[CRITICAL] rollout_failed",
         "[WARNING] rollout_halted",
         "[WARNING] host_rolled_back",
@@ -513,7 +513,7 @@ async fn events_reach_the_right_sinks_with_documented_shapes() {
     assert_eq!(discord_titles, want);
 
     // --- Telegram sendMessage.
-    let mut tg_heads = HashSet::new();
+    let mut tg_heads = BTreeSet::new();
     for r in sink.reqs_on("/tg/") {
         assert_eq!(r.path, "/tg/bot123:TESTTOKEN/sendMessage");
         let b = r.json();
@@ -634,7 +634,7 @@ async fn sink_down_then_500s_then_up_delivers_each_alert_exactly_once() {
             "",
         ),
     );
-    let mut ids = HashSet::new();
+    let mut ids = BTreeSet::new();
     for n in 0..10 {
         let Raised::New { id, .. } = run.alerts.raise(rollout_failed(n)).await.unwrap() else {
             panic!()
@@ -681,7 +681,7 @@ async fn sink_down_then_500s_then_up_delivers_each_alert_exactly_once() {
         .map(|r| r.header("x-convoy-idempotency-key"))
         .collect();
     assert_eq!(acked.len(), 10, "no redelivery after a 2xx");
-    assert_eq!(acked.iter().cloned().collect::<HashSet<_>>(), ids);
+    assert_eq!(acked.iter().cloned().collect::<BTreeSet<_>>(), ids);
     let fails = sink
         .reqs_on("/hook")
         .iter()
@@ -791,7 +791,7 @@ async fn pending_alerts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
     let cfg = config(&webhook_sink("hook", port, "/hook", ""), "");
-    let mut keys = HashSet::new();
+    let mut keys = BTreeSet::new();
     {
         let run = start(sled::open(&path).unwrap(), cfg.clone());
         for n in 0..5 {
@@ -837,7 +837,7 @@ async fn pending_alerts_survive_a_restart() {
         .map(|r| r.header("x-convoy-idempotency-key"))
         .collect();
     assert_eq!(got.len(), 5, "exactly once: {got:?}");
-    assert_eq!(got.into_iter().collect::<HashSet<_>>(), keys);
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), keys);
     run.shutdown().await;
 }
 
@@ -997,7 +997,7 @@ async fn the_rate_limit_delays_but_never_drops() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reqs = sink.reqs();
     assert_eq!(reqs.len(), 12);
-    let keys: HashSet<String> = reqs
+    let keys: BTreeSet<String> = reqs
         .iter()
         .map(|r| r.header("x-convoy-idempotency-key"))
         .collect();
@@ -1012,5 +1012,56 @@ async fn the_rate_limit_delays_but_never_drops() {
             "spaced by the bucket"
         );
     }
+    run.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_outbox_is_bounded_and_prunes_delivered_alerts_first() {
+    let (sink, port, _stop) = start_sink().await;
+    let down = dead_port();
+    let sinks = format!(
+        "{}{}",
+        webhook_sink(
+            "up",
+            port,
+            "/up",
+            "events = [\"rollout_failed\"]\nrate_limit_per_minute = 6000\nrate_limit_burst = 100"
+        ),
+        webhook_sink("down", down, "/down", "events = [\"rollout_halted\"]")
+    );
+    let (_dir, db) = temp_db();
+    let run = start(db, config(&sinks, "outbox_capacity = 10"));
+    let Raised::New { id: stuck, .. } = run
+        .alerts
+        .raise(AlertEvent::RolloutHalted {
+            fleet: "prod".into(),
+            rollout: "h".into(),
+            commit: "c".into(),
+            reason: "x".into(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    for n in 0..25 {
+        run.alerts.raise(rollout_failed(n)).await.unwrap();
+    }
+    wait_for("25 delivered", Duration::from_secs(10), || {
+        sink.ok_on("/up").len() >= 25
+    })
+    .await;
+    wait_for("pruned", Duration::from_secs(5), || {
+        run.alerts.list(100).unwrap().len() <= 10
+    })
+    .await;
+    let listed = run.alerts.list(100).unwrap();
+    // The oldest alert survives because it is still pending; the newest are kept.
+    assert!(
+        listed.iter().any(|(a, _)| a.id == stuck),
+        "pending alert kept"
+    );
+    assert_eq!(listed[0].0.rollout.as_deref(), Some("r24"));
+    assert_eq!(run.alerts.pending_count(), 1);
     run.shutdown().await;
 }

@@ -25,7 +25,7 @@
 //! chat_id = -1001234567890    # or "@channel"
 //! ```
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
@@ -257,7 +257,7 @@ impl AlertsConfig {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
-        let mut names = HashSet::new();
+        let mut names = BTreeSet::new();
         for s in &self.sinks {
             if s.name.is_empty()
                 || !s

@@ -25,7 +25,7 @@ pub mod outbox;
 pub mod payload;
 pub mod send;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,7 +106,7 @@ struct Inner {
     client: reqwest::Client,
     wake: Notify,
     count: AtomicUsize,
-    hosts: std::sync::Mutex<HashMap<String, HostSeen>>,
+    hosts: std::sync::Mutex<BTreeMap<String, HostSeen>>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -141,7 +141,7 @@ impl Alerts {
                 client,
                 wake: Notify::new(),
                 count: AtomicUsize::new(count),
-                hosts: std::sync::Mutex::new(HashMap::new()),
+                hosts: std::sync::Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -441,9 +441,9 @@ impl Alerts {
     /// stay pending: the receiver deduplicates by idempotency key).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut in_flight: HashSet<Vec<u8>> = HashSet::new();
-        let mut per_sink: HashMap<String, usize> = HashMap::new();
-        let mut buckets: HashMap<String, TokenBucket> = HashMap::new();
+        let mut in_flight: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut per_sink: BTreeMap<String, usize> = BTreeMap::new();
+        let mut buckets: BTreeMap<String, TokenBucket> = BTreeMap::new();
         let mut tasks: JoinSet<(Vec<u8>, String)> = JoinSet::new();
         loop {
             let next_wake = match self
@@ -490,9 +490,9 @@ impl Alerts {
 
     async fn tick(
         &self,
-        in_flight: &mut HashSet<Vec<u8>>,
-        per_sink: &mut HashMap<String, usize>,
-        buckets: &mut HashMap<String, TokenBucket>,
+        in_flight: &mut BTreeSet<Vec<u8>>,
+        per_sink: &mut BTreeMap<String, usize>,
+        buckets: &mut BTreeMap<String, TokenBucket>,
         tasks: &mut JoinSet<(Vec<u8>, String)>,
     ) -> Result<u64, AlertsError> {
         self.check_offline().await?;
@@ -653,11 +653,14 @@ impl Alerts {
         let target = cap - cap / 10;
         for pass in 0..3 {
             let mut victims = Vec::new();
+            // The last resort (dropping pending deliveries) only enforces
+            // the hard cap, not the 10 % headroom.
+            let goal = if pass < 2 { target } else { cap };
             let mut excess = self
                 .inner
                 .count
                 .load(Ordering::Relaxed)
-                .saturating_sub(target);
+                .saturating_sub(goal);
             if excess == 0 {
                 break;
             }
