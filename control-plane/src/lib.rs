@@ -8,6 +8,7 @@
 //! ([`api`], axum over the same server certificate), both over one sled
 //! [`store::Store`] and stopped together on SIGTERM/Ctrl-C.
 
+pub mod alerts;
 pub mod api;
 pub mod client;
 pub mod config;
