@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::controller::Controller;
 use crate::gateway::Gateway;
 use crate::store::{Scope, Store, api_token_hash};
 
@@ -39,6 +40,7 @@ const MAX_BODY: usize = 64 * 1024;
 struct ApiState {
     store: Store,
     gw: Gateway,
+    ctl: Option<Arc<Controller>>,
 }
 
 /// A JSON error answer.
@@ -76,15 +78,31 @@ impl IntoResponse for ApiError {
 
 /// The router (exposed for in-process tests).
 pub fn router(store: Store, gw: Gateway) -> Router {
+    router_with(store, gw, None)
+}
+
+/// The full router, with the controller's endpoints (rollouts, sync,
+/// webhooks, events).
+pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> Router {
     Router::new()
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/hosts", get(list_hosts))
         .route("/api/v1/hosts/{name}/revoke", post(revoke_host))
+        .route("/api/v1/status", get(fleet_status))
+        .route("/api/v1/rollouts", get(list_rollouts))
+        .route("/api/v1/rollouts/current", get(current_rollout))
+        .route("/api/v1/rollouts/promote", post(promote))
+        .route("/api/v1/rollouts/{id}", get(get_rollout))
+        .route("/api/v1/commits/{id}", get(get_commit))
+        .route("/api/v1/sync", post(sync_now))
+        .route("/api/v1/webhooks/git", post(git_webhook))
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/alerts/test", post(test_alert))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(ApiState { store, gw })
+        .with_state(ApiState { store, gw, ctl })
 }
 
 /// Checks the bearer token and its scope.
@@ -362,5 +380,280 @@ pub async fn serve_api(
                 tracing::debug!(peer = %addr, error = %e, "API connection ended with an error");
             }
         });
+    }
+}
+
+fn controller(state: &ApiState) -> Result<&Arc<Controller>, ApiError> {
+    state.ctl.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the controller is not running",
+        )
+    })
+}
+
+fn engine_err(e: crate::rollouts::EngineError) -> ApiError {
+    ApiError::internal("reading rollout state", &e)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "API task failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "task failed")
+    })?
+}
+
+/// A rollout as the API shows it: the state machine plus each host's
+/// connection state.
+fn rollout_view(
+    r: &crate::rollout::Rollout,
+    live: &BTreeMap<String, crate::gateway::SessionInfo>,
+) -> serde_json::Value {
+    let hosts: serde_json::Map<String, serde_json::Value> = r
+        .hosts
+        .iter()
+        .map(|(name, h)| {
+            (
+                name.clone(),
+                serde_json::json!({
+                    "wave": r.waves.get(h.wave).map(|w| w.name.clone()),
+                    "phase": h.phase,
+                    "target_revision": h.target_revision,
+                    "previous_revision": h.previous_revision,
+                    "online": live.contains_key(name),
+                }),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "id": r.id,
+        "commit": r.commit,
+        "created_unix_ms": r.created_ms,
+        "status": r.status,
+        "summary": crate::rollouts::describe(r),
+        "on_failure": r.on_failure,
+        "current_wave": r.waves.get(r.current_wave).map(|w| w.name.clone()),
+        "waves": r.waves,
+        "hosts": hosts,
+        "history": r.history,
+    })
+}
+
+async fn fleet_status(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let live = state.gw.sessions_info();
+    let c = ctl.clone();
+    let (last_good, current) = blocking(move || {
+        Ok((
+            c.engine().last_good_commit().map_err(engine_err)?,
+            c.engine().current_rollout().map_err(engine_err)?,
+        ))
+    })
+    .await?;
+    Ok(Json(serde_json::json!({
+        "fleet": ctl.fleet(),
+        "git": ctl.sync_state(),
+        "last_good_commit": last_good,
+        "current_rollout": current.as_ref().map(|r| rollout_view(r, &live)),
+        "connected_hosts": live.keys().collect::<Vec<_>>(),
+        "alerts_pending": ctl.alerts().map(|a| a.pending_count()),
+    })))
+}
+
+async fn list_rollouts(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let live = state.gw.sessions_info();
+    let list = blocking(move || ctl.engine().rollouts(50).map_err(engine_err)).await?;
+    Ok(Json(list.iter().map(|r| rollout_view(r, &live)).collect()))
+}
+
+async fn current_rollout(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let live = state.gw.sessions_info();
+    match blocking(move || ctl.engine().current_rollout().map_err(engine_err)).await? {
+        Some(r) => Ok(Json(rollout_view(&r, &live))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no rollout yet",
+        )),
+    }
+}
+
+async fn get_rollout(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let live = state.gw.sessions_info();
+    match blocking(move || ctl.engine().rollout(&id).map_err(engine_err)).await? {
+        Some(r) => Ok(Json(rollout_view(&r, &live))),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such rollout",
+        )),
+    }
+}
+
+async fn promote(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    let ctl = controller(&state)?.clone();
+    let live = state.gw.sessions_info();
+    let r = blocking(move || {
+        ctl.engine()
+            .promote(crate::controller::now_ms())
+            .map_err(|e| match e {
+                crate::rollouts::EngineError::NoRollout => {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout to promote")
+                }
+                other => engine_err(other),
+            })
+    })
+    .await?;
+    Ok(Json(rollout_view(&r, &live)))
+}
+
+async fn get_commit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<crate::rollouts::CommitRecord>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    match blocking(move || ctl.engine().commit(&id).map_err(engine_err)).await? {
+        Some(c) => Ok(Json(c)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "commit not seen",
+        )),
+    }
+}
+
+async fn sync_now(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    controller(&state)?.trigger_sync();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"sync": "queued"})),
+    ))
+}
+
+/// Forge webhooks: verified (constant time) before anything happens, then
+/// answered at once; the fetch is queued (forges time out after 5-10 s).
+async fn git_webhook(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let ctl = controller(&state)?;
+    let Some(secret) = ctl.webhook_secret() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "webhooks are not configured (git.webhook_secret)",
+        ));
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match crate::webhook::verify(secret.as_bytes(), &body, header) {
+        Ok(forge) => {
+            tracing::info!(forge = ?forge, delivery = header("x-github-delivery").unwrap_or_default(), "verified git webhook; fetching");
+            ctl.trigger_sync();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"sync": "queued"})),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "git webhook refused");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                e.to_string(),
+            ))
+        }
+    }
+}
+
+async fn list_events(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let Some(alerts) = ctl.alerts().cloned() else {
+        return Ok(Json(serde_json::json!([])));
+    };
+    let list = blocking(move || {
+        alerts
+            .list(100)
+            .map_err(|e| ApiError::internal("reading alerts", &e))
+    })
+    .await?;
+    Ok(Json(serde_json::json!(
+        list.into_iter()
+            .map(|(a, d)| serde_json::json!({"alert": a, "deliveries": d}))
+            .collect::<Vec<_>>()
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+struct TestAlert {
+    sink: String,
+}
+
+async fn test_alert(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(req): Json<TestAlert>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    let ctl = controller(&state)?.clone();
+    let Some(alerts) = ctl.alerts() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no alert sinks configured",
+        ));
+    };
+    match alerts.test(&req.sink).await {
+        Ok(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({"id": id, "sink": req.sink})),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            e.to_string(),
+        )),
     }
 }

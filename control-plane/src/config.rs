@@ -40,10 +40,14 @@ pub struct FileConfig {
     pub api_listen: Option<SocketAddr>,
     pub heartbeat_interval: Option<String>,
     pub agent_cert_lifetime: Option<String>,
+    /// The fleet repo to follow.
+    pub git: Option<crate::controller::GitConfig>,
+    /// Alert sinks and their routing.
+    pub alerts: Option<crate::alerts::AlertsConfig>,
 }
 
 /// Resolved settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RunConfig {
     pub agent_listen: SocketAddr,
     pub api_listen: SocketAddr,
@@ -51,6 +55,9 @@ pub struct RunConfig {
     pub heartbeat_interval: Duration,
     /// Lifetime of agent certificates issued at enrollment and renewal.
     pub agent_cert_lifetime: Duration,
+    /// The fleet repo to follow (none: nothing is rolled out).
+    pub git: Option<crate::controller::GitConfig>,
+    pub alerts: Option<crate::alerts::AlertsConfig>,
 }
 
 impl Default for RunConfig {
@@ -60,6 +67,8 @@ impl Default for RunConfig {
             api_listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             heartbeat_interval: Duration::from_secs(15),
             agent_cert_lifetime: convoy_pki::DEFAULT_AGENT_CERT_LIFETIME,
+            git: None,
+            alerts: None,
         }
     }
 }
@@ -109,6 +118,14 @@ impl FileConfig {
                 });
             }
         }
+        if let Some(g) = &self.git {
+            g.poll().map_err(|reason| ConfigError::Invalid {
+                field: "git.poll_interval",
+                reason,
+            })?;
+            c.git = Some(g.clone());
+        }
+        c.alerts = self.alerts.clone();
         Ok(c)
     }
 }

@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod controller;
 pub mod datadir;
 pub mod gateway;
 pub mod git;

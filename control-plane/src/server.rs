@@ -23,6 +23,8 @@ pub enum ServerError {
     DataDir(#[from] DataDirError),
     #[error("TLS configuration: {0}")]
     Tls(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("binding {addr}")]
     Bind {
         addr: SocketAddr,
@@ -40,6 +42,9 @@ pub struct Server {
     stop: watch::Sender<bool>,
     agent_task: JoinHandle<()>,
     api_task: JoinHandle<()>,
+    ctl_task: JoinHandle<()>,
+    alerts_task: Option<JoinHandle<()>>,
+    pub controller: Arc<crate::controller::Controller>,
 }
 
 /// Loads the data dir, binds both ports and starts serving.
@@ -90,7 +95,35 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
             tracing::error!(error = %crate::error_chain(&e), "agent gateway failed");
         }
     });
-    let router = crate::api::router(store, gateway.clone());
+    // Alerts and the controller (git sync, rollouts, telemetry) share the
+    // store's database.
+    let alerts = match &cfg.alerts {
+        Some(a) => {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .map_err(|e| ServerError::Tls(format!("HTTP client for alerts: {e}")))?;
+            Some(
+                crate::alerts::Alerts::open(store.db(), a.clone(), client)
+                    .map_err(|e| ServerError::Config(format!("alerts: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let controller = crate::controller::Controller::new(
+        store.db(),
+        gateway.clone(),
+        cfg.git.as_ref(),
+        &dir.root.join("git").join("mirror.git"),
+        alerts.clone(),
+    )
+    .map_err(ServerError::Config)?;
+    let ctl_task = tokio::spawn(controller.clone().run(stop_rx.clone()));
+    let alerts_task = alerts.map(|a| {
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { a.run(stopped(rx)).await })
+    });
+    let router = crate::api::router_with(store, gateway.clone(), Some(controller.clone()));
     let api_task = tokio::spawn(crate::api::serve_api(
         router,
         api_listener,
@@ -110,6 +143,9 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
         stop,
         agent_task,
         api_task,
+        ctl_task,
+        alerts_task,
+        controller,
     })
 }
 
@@ -121,6 +157,10 @@ impl Server {
         let drain = async {
             let _ = self.agent_task.await;
             let _ = self.api_task.await;
+            let _ = self.ctl_task.await;
+            if let Some(t) = self.alerts_task {
+                let _ = t.await;
+            }
         };
         if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
             tracing::warn!("shutdown: servers did not drain within 10s");

@@ -141,6 +141,12 @@ impl Store {
         })
     }
 
+    /// The database, for the other components that keep trees in it
+    /// (rollouts, alerts).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Flushes every tree to disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush().map_err(sled_err("flush"))?;

@@ -46,6 +46,7 @@ async fn start_cp(cert_lifetime: Duration) -> Cp {
         api_listen: "127.0.0.1:0".parse().unwrap(),
         heartbeat_interval: Duration::from_secs(1),
         agent_cert_lifetime: cert_lifetime,
+        ..RunConfig::default()
     };
     let server = server::start(&dir, &cfg).await.unwrap();
     let ca = std::fs::read_to_string(dir.ca_cert()).unwrap();

@@ -66,8 +66,35 @@ enum Command {
     /// Revoke a host: close its stream, refuse its certificate; it can
     /// re-join only with a new token.
     Revoke { host: String },
+    /// The fleet at a glance: git sync, last good commit, current rollout.
+    Status,
+    /// Show the current rollout (or one by id); `--watch` follows it until
+    /// it ends.
+    Rollout {
+        /// A rollout id (default: the current one).
+        id: Option<String>,
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Let the current rollout's waiting wave start (`approval = true`).
+    Promote,
+    /// Fetch the fleet repo now instead of at the next poll.
+    Sync,
+    /// Recent alerts and their delivery state per sink.
+    Events,
+    /// Alert sinks.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Print the protocol version this build speaks.
     ProtocolVersion,
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertsCommand {
+    /// Send a test alert to one sink (ignoring its filters).
+    Test { sink: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,7 +120,7 @@ fn main() -> ExitCode {
             println!("{}", convoy_shared::proto::PROTOCOL_VERSION);
             return ExitCode::SUCCESS;
         }
-        Command::Tokens { .. } | Command::Hosts | Command::Revoke { .. } => remote(&cli),
+        _ => remote(&cli),
     };
     match remote {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,6 +203,92 @@ fn remote(cli: &Cli) -> anyhow::Result<()> {
                     );
                 }
             }
+            Command::Status => {
+                let v = client
+                    .request(hyper::Method::GET, "/api/v1/status", None)
+                    .await?;
+                if cli.json {
+                    println!("{v}");
+                } else {
+                    print_status(&v);
+                }
+            }
+            Command::Rollout { id, watch } => {
+                let path = match id {
+                    Some(id) => format!("/api/v1/rollouts/{id}"),
+                    None => "/api/v1/rollouts/current".to_owned(),
+                };
+                let mut last = String::new();
+                loop {
+                    let v = client.request(hyper::Method::GET, &path, None).await?;
+                    let shown = if cli.json {
+                        v.to_string()
+                    } else {
+                        rollout_text(&v)
+                    };
+                    if shown != last {
+                        if *watch && !cli.json {
+                            println!("--- {}", chrono_now());
+                        }
+                        println!("{shown}");
+                        last = shown;
+                    }
+                    let done = v
+                        .get("status")
+                        .map(|s| {
+                            !matches!(
+                                status_word(s).as_str(),
+                                "Running" | "WaitingApproval" | "RollingBack"
+                            )
+                        })
+                        .unwrap_or(true);
+                    if !*watch || done {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+            Command::Promote => {
+                let v = client
+                    .request(hyper::Method::POST, "/api/v1/rollouts/promote", None)
+                    .await?;
+                if cli.json {
+                    println!("{v}");
+                } else {
+                    println!("{}", rollout_text(&v));
+                }
+            }
+            Command::Sync => {
+                client
+                    .request(hyper::Method::POST, "/api/v1/sync", None)
+                    .await?;
+                println!("sync queued");
+            }
+            Command::Events => {
+                let v = client
+                    .request(hyper::Method::GET, "/api/v1/events", None)
+                    .await?;
+                if cli.json {
+                    println!("{v}");
+                } else {
+                    print_events(&v);
+                }
+            }
+            Command::Alerts {
+                command: AlertsCommand::Test { sink },
+            } => {
+                let v = client
+                    .request(
+                        hyper::Method::POST,
+                        "/api/v1/alerts/test",
+                        Some(serde_json::json!({"sink": sink})),
+                    )
+                    .await?;
+                println!(
+                    "test alert {} queued for {sink}",
+                    v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
+                );
+            }
             Command::Validate { .. } | Command::ProtocolVersion => {}
         }
         Ok(())
@@ -219,6 +332,144 @@ fn print_hosts(hosts: &[HostView]) {
             ago(h.last_seen_unix),
             expires,
             labels.join(",")
+        );
+    }
+}
+
+fn chrono_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    format!("{h:02}:{m:02}:{s:02} UTC")
+}
+
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}
+
+fn status_word(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+fn rollout_text(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_owned();
+    out.push_str(&format!(
+        "rollout {}  commit {}  {}\n",
+        get("id"),
+        short(&get("commit")),
+        get("summary")
+    ));
+    if let Some(hosts) = v.get("hosts").and_then(|h| h.as_object()) {
+        out.push_str(&format!(
+            "  {:<20} {:<12} {:<14} {:<8} TARGET\n",
+            "HOST", "WAVE", "PHASE", "ONLINE"
+        ));
+        for (name, h) in hosts {
+            let phase = status_word(h.get("phase").unwrap_or(&serde_json::Value::Null));
+            out.push_str(&format!(
+                "  {:<20} {:<12} {:<14} {:<8} {}\n",
+                name,
+                h.get("wave").and_then(|w| w.as_str()).unwrap_or("-"),
+                phase,
+                if h.get("online").and_then(|o| o.as_bool()) == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                },
+                short(
+                    h.get("target_revision")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or("-")
+                ),
+            ));
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+fn print_status(v: &serde_json::Value) {
+    let git = v.get("git");
+    let gs = |k: &str| {
+        git.and_then(|g| g.get(k))
+            .and_then(|x| x.as_str())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    println!(
+        "fleet            {}",
+        v.get("fleet").and_then(|f| f.as_str()).unwrap_or("-")
+    );
+    println!("repo             {} ({})", gs("url"), gs("branch"));
+    println!("head             {}", short(&gs("head")));
+    if let Some(e) = git
+        .and_then(|g| g.get("last_error"))
+        .and_then(|e| e.as_str())
+    {
+        println!("last sync error  {e}");
+    }
+    println!(
+        "last good commit {}",
+        short(
+            v.get("last_good_commit")
+                .and_then(|c| c.as_str())
+                .unwrap_or("-")
+        )
+    );
+    let connected: Vec<&str> = v
+        .get("connected_hosts")
+        .and_then(|c| c.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    println!(
+        "connected hosts  {}",
+        if connected.is_empty() {
+            "-".to_owned()
+        } else {
+            connected.join(", ")
+        }
+    );
+    match v.get("current_rollout") {
+        Some(r) if !r.is_null() => println!("{}", rollout_text(r)),
+        _ => println!("no rollout yet"),
+    }
+}
+
+fn print_events(v: &serde_json::Value) {
+    let Some(list) = v.as_array() else { return };
+    if list.is_empty() {
+        println!("no alerts");
+        return;
+    }
+    for e in list {
+        let a = &e["alert"];
+        let states: Vec<String> = e["deliveries"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .map(|x| {
+                        format!(
+                            "{}:{}",
+                            x["sink"].as_str().unwrap_or("?"),
+                            status_word(&x["state"])
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{}  {:<8} {:<22} {}  [{}]",
+            a["id"].as_str().unwrap_or("?"),
+            status_word(&a["severity"]),
+            status_word(&a["kind"]),
+            a["summary"].as_str().unwrap_or(""),
+            states.join(" ")
         );
     }
 }

@@ -24,6 +24,8 @@ const OUT_QUEUE: usize = 32;
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
 /// A renewal with no answer is retried after this long.
 const RENEW_RETRY: Duration = Duration::from_secs(30);
+/// How often the outbox is checked for new reports (a sled read).
+const REPORT_POLL: Duration = Duration::from_millis(500);
 /// Bounds on the heartbeat interval a server may ask for.
 const MIN_HEARTBEAT: Duration = Duration::from_secs(1);
 const MAX_HEARTBEAT: Duration = Duration::from_secs(3600);
@@ -143,6 +145,9 @@ pub async fn run_session<H: AgentHooks>(
     let mut seq = 0u64;
     let mut ticker = tokio::time::interval(hb);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // New reports go out promptly: the rollout waits on them.
+    let mut report_poll = tokio::time::interval(REPORT_POLL);
+    report_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Resend what is still unacked (first pass right after Welcome).
         for r in hooks.pending_reports() {
@@ -163,6 +168,7 @@ pub async fn run_session<H: AgentHooks>(
                     return Ok(SessionEnd::Stopped);
                 }
             }
+            _ = report_poll.tick() => {}
             _ = ticker.tick() => {
                 seq += 1;
                 let now_ms = SystemTime::now()
