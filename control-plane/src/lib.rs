@@ -17,6 +17,7 @@ pub mod datadir;
 pub mod gateway;
 pub mod git;
 pub mod logging;
+pub mod quickstart;
 pub mod rollout;
 pub mod rollouts;
 pub mod server;

@@ -66,6 +66,23 @@ enum Command {
     /// Revoke a host: close its stream, refuse its certificate; it can
     /// re-join only with a new token.
     Revoke { host: String },
+    /// Run a whole Convoy on this machine on embedded defaults: a control
+    /// plane, a local git fleet repo, one enrolled agent and a demo stack.
+    Quickstart {
+        /// Where the quickstart keeps its data, repo and logs.
+        #[arg(long, default_value = ".convoy-quickstart")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 7443)]
+        agent_port: u16,
+        #[arg(long, default_value_t = 8443)]
+        api_port: u16,
+        /// On exit, also remove the demo stack and the quickstart dir.
+        #[arg(long)]
+        cleanup: bool,
+        /// Exit as soon as the first rollout completed (for scripts and CI).
+        #[arg(long)]
+        exit_after_rollout: bool,
+    },
     /// The fleet at a glance: git sync, last good commit, current rollout.
     Status,
     /// Show the current rollout (or one by id); `--watch` follows it until
@@ -114,11 +131,34 @@ enum TokensCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let remote = match cli.command {
-        Command::Validate { path, json, plan } => return validate::run(&path, json, plan),
+    let remote = match &cli.command {
+        Command::Validate { path, json, plan } => return validate::run(path, *json, *plan),
         Command::ProtocolVersion => {
             println!("{}", convoy_shared::proto::PROTOCOL_VERSION);
             return ExitCode::SUCCESS;
+        }
+        Command::Quickstart {
+            dir,
+            agent_port,
+            api_port,
+            cleanup,
+            exit_after_rollout,
+        } => {
+            let opts = convoy_control_plane::quickstart::Options {
+                dir: dir.clone(),
+                agent_port: *agent_port,
+                api_port: *api_port,
+                cleanup: *cleanup,
+                exit_after_rollout: *exit_after_rollout,
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: starting the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(convoy_control_plane::quickstart::run(opts))
         }
         _ => remote(&cli),
     };
@@ -289,7 +329,7 @@ fn remote(cli: &Cli) -> anyhow::Result<()> {
                     v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
                 );
             }
-            Command::Validate { .. } | Command::ProtocolVersion => {}
+            Command::Validate { .. } | Command::ProtocolVersion | Command::Quickstart { .. } => {}
         }
         Ok(())
     })
