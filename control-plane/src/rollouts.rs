@@ -6,7 +6,9 @@
 //! delivery is idempotent: keyed by host and generation).
 //!
 //! Trees:
-//! - `states`: host revision → HostState JSON (content-addressed, shared by
+//! - `states`: `<host>/<host revision>` → HostState JSON (hosts with the
+//!   same stacks share a revision, but each state names its host; written once
+//!   per host and revision, shared by
 //!   every commit that renders the same state);
 //! - `host_desired`: host → [`HostDesired`] (what the host should run now);
 //! - `commits`: commit id → [`CommitRecord`] (accepted or rejected, problems);
@@ -222,7 +224,7 @@ impl Engine {
         let state = self
             .inner
             .states
-            .get(&d.revision)
+            .get(state_key(host, &d.revision))
             .map_err(store("reading a state"))?;
         Ok(state.map(|s| (d, s.to_vec())))
     }
@@ -294,7 +296,7 @@ impl Engine {
             };
             self.inner
                 .states
-                .insert(state.revision.as_bytes(), to_json(state))
+                .insert(state_key(name, &state.revision), to_json(state))
                 .map_err(store("storing a rendered state"))?;
             let previous: Option<HostDesired> =
                 get_json(&self.inner.host_desired, "host_desired", name)?;
@@ -445,7 +447,7 @@ impl Engine {
             if let Some(json) = self
                 .inner
                 .states
-                .get(&d.revision)
+                .get(state_key(&host, &d.revision))
                 .map_err(store("reading a state"))?
             {
                 self.inner.outlet.deliver(&host, &d, &json);
@@ -458,6 +460,10 @@ impl Engine {
         }
         Ok(next)
     }
+}
+
+fn state_key(host: &str, revision: &str) -> Vec<u8> {
+    format!("{host}/{revision}").into_bytes()
 }
 
 /// A host's time budget: the sum of its stacks' deadlines (they apply one
