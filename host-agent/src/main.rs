@@ -52,9 +52,17 @@ enum Command {
     Apply {
         #[arg(long, env = "CONVOY_DATA_DIR")]
         data_dir: PathBuf,
-        /// The HostState JSON file.
+        /// A rendered HostState JSON file (as `convoy validate --plan --json`
+        /// prints under plan.hosts.<name>).
+        #[arg(long, required_unless_present = "fleet", conflicts_with = "fleet")]
+        state: Option<PathBuf>,
+        /// Or a local fleet repo: render this host's desired state from it
+        /// (validated exactly as the control plane does).
+        #[arg(long, requires = "host")]
+        fleet: Option<PathBuf>,
+        /// The host of --fleet whose stacks to apply.
         #[arg(long)]
-        state: PathBuf,
+        host: Option<String>,
         /// Also wait for the health gates (and any rollback) to finish.
         /// Without it the command returns once every stack's containers are
         /// created; the gate resumes the next time the agent runs.
@@ -94,11 +102,39 @@ fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn apply(data_dir: PathBuf, state: PathBuf, wait: bool, json: bool) -> anyhow::Result<bool> {
-    let text =
-        std::fs::read_to_string(&state).with_context(|| format!("reading {}", state.display()))?;
-    let host_state: HostState = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a rendered host state", state.display()))?;
+enum StateSource {
+    File(PathBuf),
+    Fleet(PathBuf, String),
+}
+
+fn load_state(source: &StateSource) -> anyhow::Result<HostState> {
+    match source {
+        StateSource::File(state) => {
+            let text = std::fs::read_to_string(state)
+                .with_context(|| format!("reading {}", state.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a rendered host state", state.display()))
+        }
+        StateSource::Fleet(path, host) => {
+            let repo = convoy_shared::repo::load_dir(path).map_err(|d| {
+                anyhow::anyhow!("{} is not a valid fleet repo:\n{d}", path.display())
+            })?;
+            for w in &repo.warnings.0 {
+                eprintln!("{w}");
+            }
+            convoy_shared::render::render_host(&repo, host)
+                .with_context(|| format!("host {host:?} is not in {}/fleet.toml", path.display()))
+        }
+    }
+}
+
+async fn apply(
+    data_dir: PathBuf,
+    source: StateSource,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let host_state = load_state(&source)?;
     let runtime = BollardRuntime::connect().await?;
     let engine = Engine::open(&data_dir, Arc::new(runtime))?;
     engine.set_desired(host_state, None)?;
@@ -237,11 +273,18 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Apply {
             data_dir,
             state,
+            fleet,
+            host,
             wait,
             json,
         } => {
+            let source = match (state, fleet, host) {
+                (Some(s), _, _) => StateSource::File(s),
+                (None, Some(f), Some(h)) => StateSource::Fleet(f, h),
+                _ => anyhow::bail!("give --state FILE, or --fleet PATH --host NAME"),
+            };
             init_logging("warn");
-            if !apply(data_dir, state, wait, json).await? {
+            if !apply(data_dir, source, wait, json).await? {
                 return Ok(std::process::ExitCode::from(2));
             }
         }
