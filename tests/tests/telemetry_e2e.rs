@@ -254,7 +254,7 @@ impl Sink {
     }
 }
 
-fn gpu<'a>(v: &'a Value, index: u64) -> &'a Value {
+fn gpu(v: &Value, index: u64) -> &Value {
     v["gpus"]
         .as_array()
         .unwrap()
