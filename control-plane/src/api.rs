@@ -7,6 +7,8 @@
 //! | POST | `/api/v1/tokens` | admin | `{host, labels?, ttl?}` → `{token, host, expires_at_unix}` |
 //! | GET | `/api/v1/hosts` | read | → `[{name, labels, connected, last_seen_unix, cert_serial, cert_not_after_unix, revoked}]` |
 //! | POST | `/api/v1/hosts/{name}/revoke` | admin | → `{host, revoked, stream_closed}` |
+//! | GET | `/api/v1/hosts/{name}/telemetry?points=N` | read | → latest sample, GPUs with their containers, events, compact history |
+//! | GET | `/metrics` | read | → Prometheus text format: fleet telemetry + control-plane health |
 //!
 //! Errors are `{"error": {"code", "message"}}` with a matching status.
 
@@ -88,6 +90,8 @@ pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> R
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/hosts", get(list_hosts))
         .route("/api/v1/hosts/{name}/revoke", post(revoke_host))
+        .route("/api/v1/hosts/{name}/telemetry", get(host_telemetry))
+        .route("/metrics", get(metrics))
         .route("/api/v1/status", get(fleet_status))
         .route("/api/v1/rollouts", get(list_rollouts))
         .route("/api/v1/rollouts/current", get(current_rollout))
@@ -656,4 +660,120 @@ async fn test_alert(
             e.to_string(),
         )),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct TelemetryQuery {
+    /// History points to return (default 60, at most 720).
+    points: Option<usize>,
+}
+
+async fn host_telemetry(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TelemetryQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let points = q.points.unwrap_or(crate::telemetry::DEFAULT_HISTORY_POINTS);
+    let view = ctl.with_telemetry(|t| t.host(&name).map(|h| h.to_json(points)));
+    let connected = state.gw.sessions_info().contains_key(&name);
+    let view = match view {
+        Some(v) => v,
+        None => {
+            let store = state.store.clone();
+            let n = name.clone();
+            let known = blocking(move || {
+                store
+                    .host(&n)
+                    .map_err(|e| ApiError::internal("reading host", &e))
+            })
+            .await?
+            .is_some();
+            if !known {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_host",
+                    format!("no enrolled host named {name:?}"),
+                ));
+            }
+            // Enrolled, no sample yet.
+            serde_json::json!({"at_unix_ms": null, "dropped_samples": 0, "samples_held": 0,
+                "host": null, "gpus": [], "events": [], "history": []})
+        }
+    };
+    let mut v = view;
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("name".into(), serde_json::json!(name));
+        obj.insert("connected".into(), serde_json::json!(connected));
+    }
+    Ok(Json(v))
+}
+
+fn rollout_status_label(s: &crate::rollout::RolloutStatus) -> &'static str {
+    use crate::rollout::RolloutStatus as S;
+    match s {
+        S::Running => "running",
+        S::WaitingApproval => "waiting_approval",
+        S::Completed => "completed",
+        S::Halted { .. } => "halted",
+        S::RollingBack { .. } => "rolling_back",
+        S::RolledBack { .. } => "rolled_back",
+        S::Superseded { .. } => "superseded",
+    }
+}
+
+/// `GET /metrics`: the fleet's telemetry and the control plane's health in
+/// the Prometheus text format. Needs a read-scope bearer token (Prometheus
+/// `authorization: {credentials_file: ...}`): host names, GPU models and
+/// container names are fleet inventory.
+async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let connected_agents = state.gw.sessions_info().len();
+    let store = state.store.clone();
+    let c = ctl.clone();
+    let (enrolled_hosts, rollouts) = blocking(move || {
+        let hosts = store
+            .hosts()
+            .map_err(|e| ApiError::internal("reading hosts", &e))?
+            .len();
+        Ok((hosts, c.engine().rollouts(50).map_err(engine_err)?))
+    })
+    .await?;
+    let mut health = crate::telemetry::ControlPlaneHealth {
+        connected_agents,
+        enrolled_hosts,
+        alert_outbox_pending: ctl.alerts().map(|a| a.pending_count()),
+        ..Default::default()
+    };
+    for r in &rollouts {
+        *health
+            .rollouts_by_status
+            .entry(rollout_status_label(&r.status))
+            .or_default() += 1;
+    }
+    // `rollouts` is newest first.
+    health.current_rollout_status = rollouts.first().map(|r| rollout_status_label(&r.status));
+    let st = ctl.stream_stats();
+    health.stream_messages = [
+        ("report", st.reports),
+        ("telemetry", st.telemetry_batches),
+        ("delivered", st.delivered),
+        ("connect", st.connects),
+    ]
+    .into_iter()
+    .collect();
+    health.telemetry_samples = st.telemetry_samples;
+    let mut body = ctl.with_telemetry(|t| t.render_prometheus());
+    body.push_str(&crate::telemetry::render_control_plane(&health));
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }

@@ -126,12 +126,57 @@ impl ApiClient {
             .map_err(|_| ClientError::Timeout)?
     }
 
+    /// `GET path` for a text answer (`/metrics`); a non-success status is
+    /// an error.
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let (status, body) = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            self.send(Method::GET, path, None, "text/plain"),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout)??;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.pointer("/error/message")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_else(|| "request failed".to_owned());
+            return Err(ClientError::Api { status, message });
+        }
+        String::from_utf8(body.to_vec()).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     async fn request_inner(
         &self,
         method: Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, ClientError> {
+        let (status, body) = self.send(method, path, body, "application/json").await?;
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            ClientError::Decode(format!("{status}: {e}: {}", String::from_utf8_lossy(&body)))
+        })?;
+        if !status.is_success() {
+            let message = value
+                .pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("request failed")
+                .to_owned();
+            return Err(ClientError::Api { status, message });
+        }
+        Ok(value)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        accept: &'static str,
+    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -156,7 +201,7 @@ impl ApiClient {
             .method(method)
             .uri(path)
             .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-            .header(hyper::header::ACCEPT, "application/json");
+            .header(hyper::header::ACCEPT, accept);
         if let Some(t) = &self.token {
             req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -180,17 +225,6 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::Http(e.to_string()))?
             .to_bytes();
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-            ClientError::Decode(format!("{status}: {e}: {}", String::from_utf8_lossy(&body)))
-        })?;
-        if !status.is_success() {
-            let message = value
-                .pointer("/error/message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("request failed")
-                .to_owned();
-            return Err(ClientError::Api { status, message });
-        }
-        Ok(value)
+        Ok((status, body))
     }
 }

@@ -5,6 +5,7 @@
 //! alerts. Every rollout transition is persisted by the engine before it is
 //! acted on, so a killed control plane resumes where it was.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use tokio::sync::{Notify, watch};
 
 use convoy_shared::proto::{DesiredState, Report, ReportKind, TelemetryBatch};
 
-use crate::alerts::{AlertEvent, Alerts};
+use crate::alerts::{AlertEvent, Alerts, GpuFault};
 use crate::gateway::{Gateway, GatewayHooks};
 use crate::git::{Credentials, GitSource};
 use crate::rollout::{Action, EventKind, Input, Rollout};
@@ -121,6 +122,30 @@ pub struct Controller {
     sync_now: Notify,
     sync_state: Mutex<SyncState>,
     rt: tokio::runtime::Handle,
+    stats: StreamStats,
+}
+
+/// Counters of what the agents' streams brought in (cheap: atomics).
+#[derive(Debug, Default)]
+struct StreamStats {
+    reports: AtomicU64,
+    telemetry_batches: AtomicU64,
+    telemetry_samples: AtomicU64,
+    delivered: AtomicU64,
+    connects: AtomicU64,
+}
+
+/// A snapshot of [`Controller::stream_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StreamCounts {
+    /// Agent reports received (including resends after a reconnect).
+    pub reports: u64,
+    pub telemetry_batches: u64,
+    pub telemetry_samples: u64,
+    /// Desired states the agents confirmed.
+    pub delivered: u64,
+    /// Streams opened.
+    pub connects: u64,
 }
 
 impl std::fmt::Debug for Controller {
@@ -189,6 +214,7 @@ impl Controller {
             sync_now: Notify::new(),
             sync_state: Mutex::new(sync_state),
             rt: tokio::runtime::Handle::current(),
+            stats: StreamStats::default(),
         });
         let _ = outlet.0.set(Arc::downgrade(&ctl));
         gateway.set_hooks(ctl.clone());
@@ -216,6 +242,18 @@ impl Controller {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// What the agents' streams brought in since start.
+    pub fn stream_stats(&self) -> StreamCounts {
+        let s = &self.stats;
+        StreamCounts {
+            reports: s.reports.load(Ordering::Relaxed),
+            telemetry_batches: s.telemetry_batches.load(Ordering::Relaxed),
+            telemetry_samples: s.telemetry_samples.load(Ordering::Relaxed),
+            delivered: s.delivered.load(Ordering::Relaxed),
+            connects: s.connects.load(Ordering::Relaxed),
+        }
     }
 
     pub fn with_telemetry<T>(&self, f: impl FnOnce(&TelemetryStore) -> T) -> T {
@@ -439,6 +477,38 @@ impl Controller {
     }
 }
 
+/// An agent's GPU health event as an alert. The GPU is named by UUID (an
+/// index can change across reboots); the index is in the detail.
+pub fn gpu_alert(fleet: &str, host: &str, e: &convoy_shared::proto::GpuEvent) -> AlertEvent {
+    use convoy_shared::proto::GpuEventKind as K;
+    let kind = K::try_from(e.kind).unwrap_or(K::Unspecified);
+    let (fault, code) = match kind {
+        K::Xid => (GpuFault::Xid, Some(e.value)),
+        K::EccUncorrected => (GpuFault::EccUncorrectable, Some(e.value)),
+        K::OverTemperature => (GpuFault::Thermal, Some(e.value)),
+        K::Lost => (GpuFault::FellOffBus, None),
+        K::MemoryNearlyFull | K::Unspecified => (GpuFault::Other, Some(e.value)),
+    };
+    let gpu = if e.uuid.is_empty() {
+        e.gpu_index.to_string()
+    } else {
+        e.uuid.clone()
+    };
+    let what = if e.message.is_empty() {
+        crate::telemetry::event_kind_label(kind).to_owned()
+    } else {
+        e.message.clone()
+    };
+    AlertEvent::GpuEvent {
+        fleet: fleet.to_owned(),
+        host: host.to_owned(),
+        gpu,
+        fault,
+        code,
+        detail: format!("GPU {}: {what}", e.gpu_index),
+    }
+}
+
 fn desired_state(d: &HostDesired, json: &[u8]) -> DesiredState {
     DesiredState {
         revision: d.revision.clone(),
@@ -466,6 +536,7 @@ impl GatewayHooks for Controller {
     }
 
     async fn delivered(&self, host: &str, revision: &str, _generation: u64) {
+        self.stats.delivered.fetch_add(1, Ordering::Relaxed);
         self.input(Input::Delivered {
             host: host.to_owned(),
             revision: revision.to_owned(),
@@ -474,6 +545,7 @@ impl GatewayHooks for Controller {
     }
 
     async fn report(&self, host: &str, r: &Report, new: bool) {
+        self.stats.reports.fetch_add(1, Ordering::Relaxed);
         if !new {
             return;
         }
@@ -541,13 +613,38 @@ impl GatewayHooks for Controller {
     }
 
     async fn telemetry(&self, host: &str, batch: TelemetryBatch) {
+        self.stats.telemetry_batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .telemetry_samples
+            .fetch_add(batch.samples.len() as u64, Ordering::Relaxed);
+        if batch.dropped > 0 {
+            tracing::info!(host = %host, dropped = batch.dropped, "the agent dropped telemetry samples while disconnected");
+        }
+        let events: Vec<AlertEvent> = batch
+            .samples
+            .iter()
+            .flat_map(|s| s.gpu_events.iter())
+            .map(|e| gpu_alert(&self.fleet, host, e))
+            .collect();
         self.telemetry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .ingest_batch(host, batch);
+        for ev in events {
+            if let AlertEvent::GpuEvent {
+                gpu, fault, detail, ..
+            } = &ev
+            {
+                tracing::warn!(host = %host, gpu = %gpu, fault = fault.as_str(), "GPU event: {detail}");
+            }
+            self.raise(ev);
+        }
     }
 
     async fn connected(&self, host: &str, connected: bool) {
+        if connected {
+            self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::info!(host = %host, connected, "host stream");
     }
 }

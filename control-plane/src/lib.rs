@@ -16,6 +16,7 @@ pub mod controller;
 pub mod datadir;
 pub mod gateway;
 pub mod git;
+pub mod hostview;
 pub mod logging;
 pub mod quickstart;
 pub mod rollout;

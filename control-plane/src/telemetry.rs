@@ -475,6 +475,238 @@ fn render_gpu(m: &mut Families, host: &str, g: &GpuSample, t: &HostTelemetry) {
     }
 }
 
+/// Points of compact history `GET /api/v1/hosts/{name}/telemetry` returns
+/// by default (10 min at the default 10 s interval).
+pub const DEFAULT_HISTORY_POINTS: usize = 60;
+/// Most history points one answer carries.
+pub const MAX_HISTORY_POINTS: usize = 720;
+/// Recent GPU health events one answer carries.
+const MAX_RECENT_EVENTS: usize = 50;
+
+fn host_metrics_json(h: &convoy_shared::proto::v1::HostMetrics) -> serde_json::Value {
+    serde_json::json!({
+        "os": h.os,
+        "kernel": h.kernel,
+        "docker_version": h.docker_version,
+        "uptime_seconds": h.uptime_seconds,
+        "cpu_percent": h.cpu_percent,
+        "cpu_per_core_percent": h.cpu_per_core_percent,
+        "load": [h.load1, h.load5, h.load15],
+        "memory_used_bytes": h.memory_used_bytes,
+        "memory_total_bytes": h.memory_total_bytes,
+        "swap_used_bytes": h.swap_used_bytes,
+        "swap_total_bytes": h.swap_total_bytes,
+        "disks": h.disks.iter().map(|d| serde_json::json!({
+            "mount_point": d.mount_point,
+            "device": d.device,
+            "used_bytes": d.used_bytes,
+            "total_bytes": d.total_bytes,
+        })).collect::<Vec<_>>(),
+        "networks": h.networks.iter().map(|n| serde_json::json!({
+            "interface": n.interface,
+            "rx_bytes": n.rx_bytes,
+            "tx_bytes": n.tx_bytes,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn gpu_json(g: &GpuSample, t: &HostTelemetry) -> serde_json::Value {
+    let xid = t.xid.get(&g.uuid).copied().unwrap_or_default();
+    serde_json::json!({
+        "index": g.index,
+        "uuid": g.uuid,
+        "name": g.name,
+        "driver_version": g.driver_version,
+        "cuda_version": g.cuda_version,
+        "utilization_gpu_percent": g.utilization_gpu_percent,
+        "utilization_memory_percent": g.utilization_memory_percent,
+        "memory_used_bytes": g.memory_used_bytes,
+        "memory_total_bytes": g.memory_total_bytes,
+        "temperature_celsius": g.temperature_celsius,
+        "power_draw_milliwatts": g.power_draw_milliwatts,
+        "power_limit_milliwatts": g.power_limit_milliwatts,
+        "sm_clock_mhz": g.sm_clock_mhz,
+        "memory_clock_mhz": g.memory_clock_mhz,
+        "fan_speed_percent": g.fan_speed_percent,
+        "pcie_link_generation": g.pcie_link_generation,
+        "pcie_link_width": g.pcie_link_width,
+        "ecc_corrected": g.ecc_corrected,
+        "ecc_uncorrected": g.ecc_uncorrected,
+        "retired_pages": g.retired_pages,
+        "throttle_reasons": g.throttle_reasons,
+        "missing_fields": g.missing_fields,
+        "xid_errors_total": xid.total,
+        "last_xid": xid.last,
+        "processes": g.processes.iter().map(|p| serde_json::json!({
+            "pid": p.pid,
+            "used_memory_bytes": p.used_memory_bytes,
+            "container_id": p.container_id,
+            "stack": p.stack,
+            "service": p.service,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+impl HostTelemetry {
+    /// The JSON `GET /api/v1/hosts/{name}/telemetry` answers: the newest
+    /// sample in full (host figures, each GPU with its processes and their
+    /// containers), recent GPU events, and the last `points` samples in
+    /// compact form (CPU, memory, per-GPU utilisation/memory/temperature).
+    pub fn to_json(&self, points: usize) -> serde_json::Value {
+        let latest = self.latest();
+        let mut gpus: Vec<&GpuSample> = latest.map(|s| s.gpus.iter().collect()).unwrap_or_default();
+        gpus.sort_by_key(|g| g.index);
+        let events: Vec<serde_json::Value> = self
+            .history
+            .iter()
+            .rev()
+            .flat_map(|s| s.gpu_events.iter())
+            .take(MAX_RECENT_EVENTS)
+            .map(|e| {
+                let kind = GpuEventKind::try_from(e.kind).unwrap_or(GpuEventKind::Unspecified);
+                serde_json::json!({
+                    "at_unix_ms": e.at_unix_ms,
+                    "gpu": e.gpu_index,
+                    "uuid": e.uuid,
+                    "kind": event_kind_label(kind),
+                    "value": e.value,
+                    "message": e.message,
+                })
+            })
+            .collect();
+        let n = points.min(MAX_HISTORY_POINTS);
+        let skip = self.history.len().saturating_sub(n);
+        let history: Vec<serde_json::Value> = self
+            .history
+            .iter()
+            .skip(skip)
+            .map(|s| {
+                let h = s.host.as_ref();
+                serde_json::json!({
+                    "at_unix_ms": s.at_unix_ms,
+                    "cpu_percent": h.map(|h| h.cpu_percent),
+                    "memory_used_bytes": h.map(|h| h.memory_used_bytes),
+                    "gpus": s.gpus.iter().map(|g| serde_json::json!({
+                        "index": g.index,
+                        "utilization_gpu_percent": g.utilization_gpu_percent,
+                        "memory_used_bytes": g.memory_used_bytes,
+                        "temperature_celsius": g.temperature_celsius,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "at_unix_ms": latest.map(|s| s.at_unix_ms),
+            "dropped_samples": self.dropped_samples,
+            "samples_held": self.history.len(),
+            "host": latest.and_then(|s| s.host.as_ref()).map(host_metrics_json),
+            "gpus": gpus.into_iter().map(|g| gpu_json(g, self)).collect::<Vec<_>>(),
+            "events": events,
+            "history": history,
+        })
+    }
+}
+
+/// The control plane's own health, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ControlPlaneHealth {
+    /// Agents with an open stream.
+    pub connected_agents: usize,
+    /// Enrolled hosts.
+    pub enrolled_hosts: usize,
+    /// Recent rollouts (the engine's last 50) by status label.
+    pub rollouts_by_status: BTreeMap<&'static str, u64>,
+    /// Status label of the current (newest) rollout.
+    pub current_rollout_status: Option<&'static str>,
+    /// Alert deliveries not yet done; `None` without alert sinks.
+    pub alert_outbox_pending: Option<usize>,
+    /// Agent messages handled since start, by kind (`report`, `telemetry`...).
+    pub stream_messages: BTreeMap<&'static str, u64>,
+    /// Telemetry samples received since start.
+    pub telemetry_samples: u64,
+}
+
+/// Every rollout status label, so each `convoy_rollouts` series exists even at 0.
+pub const ROLLOUT_STATUSES: [&str; 7] = [
+    "running",
+    "waiting_approval",
+    "completed",
+    "halted",
+    "rolling_back",
+    "rolled_back",
+    "superseded",
+];
+
+/// Renders [`ControlPlaneHealth`] in the Prometheus text format (to be
+/// appended to [`TelemetryStore::render_prometheus`]: the family names differ).
+pub fn render_control_plane(h: &ControlPlaneHealth) -> String {
+    let mut m = Families::default();
+    m.add(
+        "convoy_connected_agents",
+        Kind::Gauge,
+        "Agents with an open stream to this control plane.",
+        &[],
+        h.connected_agents as f64,
+    );
+    m.add(
+        "convoy_enrolled_hosts",
+        Kind::Gauge,
+        "Hosts enrolled in the fleet.",
+        &[],
+        h.enrolled_hosts as f64,
+    );
+    for status in ROLLOUT_STATUSES {
+        let n = h.rollouts_by_status.get(status).copied().unwrap_or(0);
+        m.add(
+            "convoy_rollouts",
+            Kind::Gauge,
+            "Recent rollouts (the last 50) by status.",
+            &[("status", status)],
+            n as f64,
+        );
+    }
+    for status in ROLLOUT_STATUSES {
+        let v = if h.current_rollout_status == Some(status) {
+            1.0
+        } else {
+            0.0
+        };
+        m.add(
+            "convoy_rollout_current_status",
+            Kind::Gauge,
+            "1 for the status of the current (newest) rollout, 0 for the others.",
+            &[("status", status)],
+            v,
+        );
+    }
+    if let Some(n) = h.alert_outbox_pending {
+        m.add(
+            "convoy_alert_outbox_pending",
+            Kind::Gauge,
+            "Alert deliveries waiting in the outbox (not yet delivered or given up).",
+            &[],
+            n as f64,
+        );
+    }
+    for (kind, n) in &h.stream_messages {
+        m.add(
+            "convoy_stream_messages_total",
+            Kind::Counter,
+            "Agent stream messages handled by the controller since start, by kind.",
+            &[("kind", kind)],
+            *n as f64,
+        );
+    }
+    m.add(
+        "convoy_telemetry_samples_received_total",
+        Kind::Counter,
+        "Telemetry samples received from agents since start.",
+        &[],
+        h.telemetry_samples as f64,
+    );
+    m.finish()
+}
+
 /// The `kind` label value of a health event.
 pub fn event_kind_label(kind: GpuEventKind) -> &'static str {
     match kind {

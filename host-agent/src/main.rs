@@ -11,6 +11,7 @@ use convoy_host_agent::hooks::EngineHooks;
 use convoy_host_agent::journal::Phase;
 use convoy_host_agent::runtime::BollardRuntime;
 use convoy_host_agent::stream::{Agent, AgentConfig, AgentDir};
+use convoy_host_agent::telemetry::{ContainerDirectory, Sampler, TelemetryBuffer, TelemetryConfig};
 use convoy_shared::render::HostState;
 
 #[derive(Debug, Parser)]
@@ -219,20 +220,68 @@ fn init_logging(default: &str) {
         .init();
 }
 
+/// How often the container directory (GPU process → stack/service) is
+/// re-read from the engine.
+const CONTAINER_REFRESH: Duration = Duration::from_secs(30);
+
+/// Starts the sampler (its own task, blocking pool for the reads: off the
+/// apply path) and the container-directory refresher; returns the buffer
+/// the stream drains.
+async fn start_telemetry(cfg: &AgentConfig, runtime: Arc<BollardRuntime>) -> Arc<TelemetryBuffer> {
+    let docker_version = match runtime.engine_version().await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the Docker version failed; reported as empty");
+            String::new()
+        }
+    };
+    let config = TelemetryConfig {
+        interval: cfg.telemetry_interval,
+        gpus_enabled: cfg.gpus,
+        docker_version,
+        ..TelemetryConfig::default()
+    }
+    .with_nvml_library(cfg.nvml_library.as_deref());
+    tracing::info!(
+        interval_secs = config.interval.as_secs_f64(),
+        gpus = config.gpus_enabled,
+        nvml_library = %config.gpu.library.display(),
+        "telemetry sampling"
+    );
+    let containers = ContainerDirectory::new();
+    let sampler = Sampler::with_containers(config, containers.clone());
+    let buffer = Arc::new(TelemetryBuffer::default());
+    tokio::spawn(sampler.run(buffer.clone()));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CONTAINER_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match containers.refresh(runtime.as_ref()).await {
+                Ok(n) => tracing::debug!(containers = n, "container directory refreshed"),
+                Err(e) => tracing::warn!(error = %e, "refreshing the container directory failed"),
+            }
+        }
+    });
+    buffer
+}
+
 /// The daemon: the stream to the control plane, the engine behind it.
 async fn run(data_dir: PathBuf, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = match &config {
         Some(p) => AgentConfig::load(p)?,
         None => AgentConfig::default(),
     };
-    let runtime = BollardRuntime::connect()
-        .await
-        .context("connecting to the Docker engine")?;
-    let engine =
-        Arc::new(Engine::open(&data_dir, Arc::new(runtime)).context("opening the journal")?);
+    let runtime = Arc::new(
+        BollardRuntime::connect()
+            .await
+            .context("connecting to the Docker engine")?,
+    );
+    let engine = Arc::new(Engine::open(&data_dir, runtime.clone()).context("opening the journal")?);
     let hooks = Arc::new(EngineHooks::new(engine.clone(), &data_dir));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let agent = Agent::new(AgentDir::new(&data_dir), cfg, hooks);
+    let telemetry = start_telemetry(&cfg, runtime).await;
+    let agent = Agent::new(AgentDir::new(&data_dir), cfg, hooks).with_telemetry(telemetry);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::spawn(async move {

@@ -3,6 +3,7 @@
 
 pub mod fake_nvml;
 pub mod images;
+pub mod prom;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -63,6 +63,9 @@ enum Command {
     },
     /// List hosts: connected or not, last seen, certificate expiry.
     Hosts,
+    /// One host's telemetry: CPU, memory, disks, and each GPU with its
+    /// numbers and the containers (stack/service) using it.
+    Host { name: String },
     /// Revoke a host: close its stream, refuse its certificate; it can
     /// re-join only with a new token.
     Revoke { host: String },
@@ -223,6 +226,20 @@ fn remote(cli: &Cli) -> anyhow::Result<()> {
                 } else {
                     let hosts: Vec<HostView> = serde_json::from_value(v)?;
                     print_hosts(&hosts);
+                }
+            }
+            Command::Host { name } => {
+                let v = client
+                    .request(
+                        hyper::Method::GET,
+                        &format!("/api/v1/hosts/{name}/telemetry"),
+                        None,
+                    )
+                    .await?;
+                if cli.json {
+                    println!("{v}");
+                } else {
+                    print!("{}", convoy_control_plane::hostview::host_text(&v));
                 }
             }
             Command::Revoke { host } => {

@@ -84,6 +84,16 @@ impl BollardRuntime {
     pub fn docker(&self) -> &Docker {
         &self.docker
     }
+
+    /// The engine's version (`20.10.24`), from its version API.
+    pub async fn engine_version(&self) -> RuntimeResult<String> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| RuntimeError::engine("version", "engine", "", e))?;
+        Ok(v.version.unwrap_or_default())
+    }
 }
 
 fn container_state(s: Option<ContainerStateStatusEnum>) -> ContainerState {

@@ -18,6 +18,12 @@ struct FileConfig {
     backoff_cap: Option<String>,
     /// A connection up this long resets the backoff.
     stable_after: Option<String>,
+    /// Telemetry sampling interval (default `10s`, at least `1s`).
+    telemetry_interval: Option<String>,
+    /// Path of `libnvidia-ml.so.1` (`CONVOY_NVML_LIBRARY` wins).
+    nvml_library: Option<std::path::PathBuf>,
+    /// `false`: never load NVML (no GPU telemetry). Default true.
+    gpus: Option<bool>,
 }
 
 /// Resolved agent stream settings.
@@ -27,7 +33,18 @@ pub struct AgentConfig {
     pub backoff_base: Duration,
     pub backoff_cap: Duration,
     pub stable_after: Duration,
+    /// How often host and GPU telemetry is sampled (and sent).
+    pub telemetry_interval: Duration,
+    /// `nvml_library` from the file; the environment still wins
+    /// (see [`crate::telemetry::TelemetryConfig::with_nvml_library`]).
+    pub nvml_library: Option<std::path::PathBuf>,
+    pub gpus: bool,
 }
+
+/// Default telemetry sampling interval.
+pub const DEFAULT_TELEMETRY_INTERVAL: Duration = crate::telemetry::DEFAULT_INTERVAL;
+/// Shortest telemetry interval accepted from a config file.
+pub const MIN_TELEMETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -36,6 +53,9 @@ impl Default for AgentConfig {
             backoff_base: DEFAULT_BASE,
             backoff_cap: DEFAULT_CAP,
             stable_after: STABLE_AFTER,
+            telemetry_interval: DEFAULT_TELEMETRY_INTERVAL,
+            nvml_library: None,
+            gpus: true,
         }
     }
 }
@@ -57,7 +77,17 @@ impl AgentConfig {
             backoff_base: d("backoff_base", &f.backoff_base, DEFAULT_BASE)?,
             backoff_cap: d("backoff_cap", &f.backoff_cap, DEFAULT_CAP)?,
             stable_after: d("stable_after", &f.stable_after, STABLE_AFTER)?,
+            telemetry_interval: d(
+                "telemetry_interval",
+                &f.telemetry_interval,
+                DEFAULT_TELEMETRY_INTERVAL,
+            )?,
+            nvml_library: f.nvml_library,
+            gpus: f.gpus.unwrap_or(true),
         };
+        if cfg.telemetry_interval < MIN_TELEMETRY_INTERVAL {
+            return Err("telemetry_interval must be at least 1s".into());
+        }
         if cfg.backoff_base.is_zero() || cfg.backoff_cap < cfg.backoff_base {
             return Err("backoff_base must be > 0 and <= backoff_cap".into());
         }
@@ -76,5 +106,25 @@ mod tests {
         assert_eq!(c.server.as_deref(), Some("h:1"));
         assert!(AgentConfig::parse("nope = 1\n").is_err());
         assert!(AgentConfig::parse("backoff_base = \"5s\"\nbackoff_cap = \"1s\"\n").is_err());
+    }
+
+    #[test]
+    fn telemetry_settings() {
+        let d = AgentConfig::parse("").unwrap();
+        assert_eq!(d.telemetry_interval, Duration::from_secs(10));
+        assert!(d.gpus);
+        assert_eq!(d.nvml_library, None);
+        let c = AgentConfig::parse(
+            "telemetry_interval = \"30s\"\nnvml_library = \"/opt/nv/libnvidia-ml.so.1\"\ngpus = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.telemetry_interval, Duration::from_secs(30));
+        assert_eq!(
+            c.nvml_library.as_deref(),
+            Some(Path::new("/opt/nv/libnvidia-ml.so.1"))
+        );
+        assert!(!c.gpus);
+        assert!(AgentConfig::parse("telemetry_interval = \"100ms\"\n").is_err());
+        assert!(AgentConfig::parse("gpus = \"yes\"\n").is_err());
     }
 }

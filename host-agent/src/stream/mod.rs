@@ -96,6 +96,7 @@ pub struct Agent<H: AgentHooks> {
     dir: AgentDir,
     cfg: AgentConfig,
     hooks: Arc<H>,
+    telemetry: Option<Arc<crate::telemetry::TelemetryBuffer>>,
 }
 
 impl<H: AgentHooks> std::fmt::Debug for Agent<H> {
@@ -108,7 +109,19 @@ impl<H: AgentHooks> std::fmt::Debug for Agent<H> {
 
 impl<H: AgentHooks> Agent<H> {
     pub fn new(dir: AgentDir, cfg: AgentConfig, hooks: Arc<H>) -> Agent<H> {
-        Agent { dir, cfg, hooks }
+        Agent {
+            dir,
+            cfg,
+            hooks,
+            telemetry: None,
+        }
+    }
+
+    /// Sends the samples this buffer receives while connected; while the
+    /// stream is down they stay in it (oldest dropped and counted when full).
+    pub fn with_telemetry(mut self, buffer: Arc<crate::telemetry::TelemetryBuffer>) -> Agent<H> {
+        self.telemetry = Some(buffer);
+        self
     }
 
     /// Connects and reconnects until `stop` turns true. Fails only if the
@@ -125,8 +138,15 @@ impl<H: AgentHooks> Agent<H> {
             if *stop.borrow() {
                 return Ok(());
             }
-            let end =
-                session::run_session(&self.dir, &enrollment, &server, &self.hooks, &mut stop).await;
+            let end = session::run_session(
+                &self.dir,
+                &enrollment,
+                &server,
+                &self.hooks,
+                self.telemetry.as_ref(),
+                &mut stop,
+            )
+            .await;
             match end {
                 Ok(SessionEnd::Stopped) => return Ok(()),
                 Ok(SessionEnd::Broken {

@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::files::{AgentDir, Enrollment, write_atomic};
 use super::{AgentHooks, StreamError, facts, tls};
+use crate::telemetry::TelemetryBuffer;
 
 /// Outgoing messages buffered before the session waits (backpressure).
 const OUT_QUEUE: usize = 32;
@@ -63,12 +64,16 @@ pub fn cert_validity(cert_pem: &str) -> Result<(SystemTime, SystemTime), StreamE
     Ok((issued, na))
 }
 
-/// Runs one connection to the end.
+/// Runs one connection to the end. With `telemetry`, every sample the
+/// sampler pushes goes out in a [`convoy_shared::proto::TelemetryBatch`]
+/// (the backlog first, at most `MAX_TELEMETRY_BATCH` samples a batch); a
+/// batch that cannot be queued because the stream broke is put back.
 pub async fn run_session<H: AgentHooks>(
     dir: &AgentDir,
     enrollment: &Enrollment,
     server: &str,
     hooks: &Arc<H>,
+    telemetry: Option<&Arc<TelemetryBuffer>>,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<SessionEnd, StreamError> {
     let creds = dir.load_credentials()?;
@@ -161,7 +166,20 @@ pub async fn run_session<H: AgentHooks>(
                 None => std::future::pending().await,
             }
         };
+        let telemetry_ready = async {
+            match telemetry {
+                Some(b) => b.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            _ = telemetry_ready => {
+                if let Some(buffer) = telemetry
+                    && let Err(reason) = send_telemetry(buffer, &out).await
+                {
+                    return Ok(SessionEnd::Broken { reason, welcomed_for: up() });
+                }
+            }
             r = stop.changed() => {
                 // A dropped sender also means stop.
                 if r.is_err() || *stop.borrow() {
@@ -229,6 +247,42 @@ pub async fn run_session<H: AgentHooks>(
             }
         }
     }
+}
+
+/// Sends everything buffered, oldest first, in bounded batches. The
+/// sampler's push notification wakes this once per sample; a backlog from a
+/// disconnected spell goes out at once after the next Welcome.
+async fn send_telemetry(
+    buffer: &TelemetryBuffer,
+    out: &mpsc::Sender<AgentMessage>,
+) -> Result<(), String> {
+    while let Some(batch) = buffer.take_batch(convoy_shared::limits::MAX_TELEMETRY_BATCH) {
+        let (samples, dropped) = (batch.samples.len(), batch.dropped);
+        if let Err(mpsc::error::SendError(m)) = out
+            .send(AgentMessage {
+                kind: Some(Out::Telemetry(batch)),
+            })
+            .await
+        {
+            if let Some(Out::Telemetry(batch)) = m.kind {
+                buffer.requeue(batch);
+            }
+            return Err("outgoing stream closed".into());
+        }
+        if dropped > 0 {
+            tracing::info!(
+                samples,
+                dropped,
+                "telemetry sent; samples were dropped while disconnected"
+            );
+        } else {
+            tracing::debug!(samples, "telemetry sent");
+        }
+        if buffer.is_empty() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Checks the renewed certificate (our fleet and host, our key) and swaps
