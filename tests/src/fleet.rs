@@ -228,7 +228,10 @@ pub fn container_env(id: &str, key: &str) -> anyhow::Result<Option<String>> {
         .args(["inspect", "--format", "{{json .Config.Env}}", id])
         .output()?;
     if !out.status.success() {
-        bail!("docker inspect {id}: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "docker inspect {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let env: Vec<String> = serde_json::from_slice(&out.stdout)?;
     Ok(env
@@ -502,12 +505,12 @@ impl Fleet {
         eprintln!("[{prefix}] fleet in {}", tmp.path().display());
         let repo = tmp.path().join("repo");
         std::fs::create_dir_all(&repo)?;
-        run_ok(Command::new("git").arg("-C").arg(&repo).args([
-            "init",
-            "-q",
-            "-b",
-            "main",
-        ]))?;
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["init", "-q", "-b", "main"]),
+        )?;
         let cp_data = tmp.path().join("cp");
         let out = run_ok(
             Command::new(binary("convoy-control-plane")?)
@@ -630,9 +633,14 @@ impl Fleet {
 
     /// The repo's HEAD.
     pub fn head(&self) -> anyhow::Result<String> {
-        Ok(run_ok(Command::new("git").arg("-C").arg(&self.repo).args(["rev-parse", "HEAD"]))?
-            .trim()
-            .to_owned())
+        Ok(run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(&self.repo)
+                .args(["rev-parse", "HEAD"]),
+        )?
+        .trim()
+        .to_owned())
     }
 
     /// The revisions the control plane will compute for this repo state:
@@ -808,7 +816,10 @@ impl Fleet {
     /// final status ("Completed", "Halted", ...); returns it.
     pub fn wait_rollout(&self, commit: &str, status: &str, within: Duration) -> serde_json::Value {
         wait_until(
-            &format!("rollout of {} to be {status}", &commit[..8.min(commit.len())]),
+            &format!(
+                "rollout of {} to be {status}",
+                &commit[..8.min(commit.len())]
+            ),
             within,
             |last| {
                 let r = match self.rollout() {
@@ -843,22 +854,18 @@ impl Fleet {
 
     /// Waits until every host is connected (or, with `false`, not).
     pub fn wait_connected(&self, hosts: &[&str], want: bool, within: Duration) {
-        wait_until(
-            &format!("{hosts:?} connected={want}"),
-            within,
-            |last| {
-                let v = self.cli_json(&["hosts"]).ok()?;
-                *last = v.to_string();
-                let arr = v.as_array()?;
-                hosts
-                    .iter()
-                    .all(|h| {
-                        arr.iter()
-                            .any(|x| x["name"] == *h && x["connected"].as_bool() == Some(want))
-                    })
-                    .then_some(())
-            },
-        );
+        wait_until(&format!("{hosts:?} connected={want}"), within, |last| {
+            let v = self.cli_json(&["hosts"]).ok()?;
+            *last = v.to_string();
+            let arr = v.as_array()?;
+            hosts
+                .iter()
+                .all(|h| {
+                    arr.iter()
+                        .any(|x| x["name"] == *h && x["connected"].as_bool() == Some(want))
+                })
+                .then_some(())
+        });
     }
 
     /// Containers of one host's stack.
@@ -873,9 +880,18 @@ impl Fleet {
 
     /// Waits until `host`'s stack runs exactly `services` healthy
     /// containers, all labelled with `revision`, and nothing else.
-    pub fn wait_stack(&self, host: &str, revision: &str, services: usize, within: Duration) -> Vec<Ctr> {
+    pub fn wait_stack(
+        &self,
+        host: &str,
+        revision: &str,
+        services: usize,
+        within: Duration,
+    ) -> Vec<Ctr> {
         wait_until(
-            &format!("{host}'s stack healthy on {}", &revision[..12.min(revision.len())]),
+            &format!(
+                "{host}'s stack healthy on {}",
+                &revision[..12.min(revision.len())]
+            ),
             within,
             |last| {
                 let cs = self.stack_containers(host);
@@ -898,9 +914,18 @@ impl Fleet {
             let lines: Vec<&str> = text.lines().collect();
             lines[lines.len().saturating_sub(60)..].join("\n")
         };
-        eprintln!("----- [{}] control plane log (tail) -----\n{}", self.prefix, tail(&self.cp_log));
+        eprintln!(
+            "----- [{}] control plane log (tail) -----\n{}",
+            self.prefix,
+            tail(&self.cp_log)
+        );
         for a in self.agents.values() {
-            eprintln!("----- [{}] agent {} log (tail) -----\n{}", self.prefix, a.name, tail(&a.log));
+            eprintln!(
+                "----- [{}] agent {} log (tail) -----\n{}",
+                self.prefix,
+                a.name,
+                tail(&a.log)
+            );
         }
         if let Ok(cs) = containers(&self.prefix) {
             eprintln!("----- [{}] containers -----\n{cs:#?}", self.prefix);

@@ -138,7 +138,10 @@ fn good_change_rolls_through_the_waves() {
             .position(|e| e.starts_with(&format!("host {host} healthy")))
             .unwrap()
     };
-    assert!(pos("laptop") < pos("gpubox") && pos("gpubox") < pos("vps"), "{h:#?}");
+    assert!(
+        pos("laptop") < pos("gpubox") && pos("gpubox") < pos("vps"),
+        "{h:#?}"
+    );
     eprintln!("[{}] healthy order as polled: {seen_order:?}", f.prefix);
     assert_converged(&f, &final_view, "v2");
     eprintln!("[{}] scenario 1 took {:?}", f.prefix, t0.elapsed());
@@ -159,7 +162,9 @@ fn failing_gate_rolls_back_on_first_host_and_halts() {
         s.healthy = false;
     }
     f.write_repo(&bad).unwrap();
-    let commit = f.commit("a release whose healthcheck always fails").unwrap();
+    let commit = f
+        .commit("a release whose healthcheck always fails")
+        .unwrap();
     let r = f.wait_rollout(&commit, "Halted", ROLLOUT);
     assert_eq!(r["status"]["Halted"]["host"], "laptop", "{r:#}");
     assert_eq!(Fleet::phase(&r, "laptop"), "Failed");
@@ -168,7 +173,10 @@ fn failing_gate_rolls_back_on_first_host_and_halts() {
     }
     // The laptop's agent restored the old config by itself.
     let cs = f.wait_stack("laptop", &old["laptop"].1, 1, Duration::from_secs(30));
-    assert_eq!(container_env(&cs[0].id, "MSG").unwrap().as_deref(), Some("v1"));
+    assert_eq!(
+        container_env(&cs[0].id, "MSG").unwrap().as_deref(),
+        Some("v1")
+    );
     let reports = f.reports("laptop").unwrap();
     assert!(
         reports.iter().any(|x| x["kind"] == "RolledBack"
@@ -184,14 +192,22 @@ fn failing_gate_rolls_back_on_first_host_and_halts() {
         assert!(now.iter().all(Ctr::healthy));
     }
     // Alerts reached the local sink.
-    wait_until("host_rolled_back and rollout_halted alerts", Duration::from_secs(30), |last| {
-        let kinds = f.sink.kinds();
-        *last = format!("{kinds:?}");
-        (kinds.iter().any(|k| k == "host_rolled_back") && kinds.iter().any(|k| k == "rollout_halted"))
+    wait_until(
+        "host_rolled_back and rollout_halted alerts",
+        Duration::from_secs(30),
+        |last| {
+            let kinds = f.sink.kinds();
+            *last = format!("{kinds:?}");
+            (kinds.iter().any(|k| k == "host_rolled_back")
+                && kinds.iter().any(|k| k == "rollout_halted"))
             .then_some(())
-    });
+        },
+    );
     let got = f.sink.received();
-    let rb = got.iter().find(|a| a["kind"] == "host_rolled_back").unwrap();
+    let rb = got
+        .iter()
+        .find(|a| a["kind"] == "host_rolled_back")
+        .unwrap();
     assert!(rb.to_string().contains("laptop"), "{rb:#}");
     eprintln!("[{}] scenario 2 took {:?}", f.prefix, t0.elapsed());
 }
@@ -211,7 +227,10 @@ fn control_plane_kill9_mid_rollout_resumes() {
         for k in 0..kills {
             let at = rng.range(0, 9_000);
             std::thread::sleep(Duration::from_millis(at));
-            let view = f.rollout().map(|r| r["hosts"].to_string()).unwrap_or_default();
+            let view = f
+                .rollout()
+                .map(|r| r["hosts"].to_string())
+                .unwrap_or_default();
             eprintln!(
                 "[{}] seed {seed} trial {trial} kill {k}: kill -9 at +{at} ms; hosts {view}",
                 f.prefix
@@ -226,16 +245,22 @@ fn control_plane_kill9_mid_rollout_resumes() {
         assert_eq!(count(&h, "wave prod started"), 1, "seed {seed}: {h:#?}");
         assert_converged(&f, &r, &msg);
         // Exactly one rollout per commit.
-        let all = f.cli_json(&["rollouts"]).unwrap_or_else(|_| serde_json::json!([]));
-        if let Some(list) = all.as_array() {
-            assert_eq!(
-                list.iter().filter(|x| x["commit"] == commit.as_str()).count(),
-                1,
-                "seed {seed}"
-            );
-        }
+        let all = f.api_get("/api/v1/rollouts").unwrap();
+        assert_eq!(
+            all.as_array()
+                .unwrap()
+                .iter()
+                .filter(|x| x["commit"] == commit.as_str())
+                .count(),
+            1,
+            "seed {seed}: one rollout per commit"
+        );
     }
-    eprintln!("[{}] scenario 3 took {:?} (seed {seed})", f.prefix, t0.elapsed());
+    eprintln!(
+        "[{}] scenario 3 took {:?} (seed {seed})",
+        f.prefix,
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -256,13 +281,17 @@ fn agent_kill9_mid_apply_converges_without_orphans() {
         let revs = f.expected_revisions().unwrap();
         // Wait until the laptop has the new state (delivered), then kill
         // its agent at a random point of the apply / health watch.
-        wait_until("the laptop to get the new state", Duration::from_secs(30), |last| {
-            let r = f.rollout().ok()?;
-            *last = r["hosts"]["laptop"].to_string();
-            (r["commit"] == commit.as_str()
-                && matches!(Fleet::phase(&r, "laptop").as_str(), "Delivered" | "Healthy"))
-            .then_some(())
-        });
+        wait_until(
+            "the laptop to get the new state",
+            Duration::from_secs(30),
+            |last| {
+                let r = f.rollout().ok()?;
+                *last = r["hosts"]["laptop"].to_string();
+                (r["commit"] == commit.as_str()
+                    && matches!(Fleet::phase(&r, "laptop").as_str(), "Delivered" | "Healthy"))
+                .then_some(())
+            },
+        );
         let at = rng.range(0, 2_500);
         std::thread::sleep(Duration::from_millis(at));
         let seen = f.stack_containers("laptop");
@@ -270,7 +299,12 @@ fn agent_kill9_mid_apply_converges_without_orphans() {
             "[{}] seed {seed} trial {trial}: kill -9 agent at +{at} ms; containers {:?}",
             f.prefix,
             seen.iter()
-                .map(|c| format!("{}:{}:{}", c.name, c.state, &c.revision[..8.min(c.revision.len())]))
+                .map(|c| format!(
+                    "{}:{}:{}",
+                    c.name,
+                    c.state,
+                    &c.revision[..8.min(c.revision.len())]
+                ))
                 .collect::<Vec<_>>()
         );
         f.kill_agent("laptop");
@@ -287,13 +321,20 @@ fn agent_kill9_mid_apply_converges_without_orphans() {
         services.sort_unstable();
         assert_eq!(services, ["web", "web2", "web3"], "seed {seed}: {cs:#?}");
         for c in &cs {
-            assert_eq!(container_env(&c.id, "MSG").unwrap().as_deref(), Some(msg.as_str()));
+            assert_eq!(
+                container_env(&c.id, "MSG").unwrap().as_deref(),
+                Some(msg.as_str())
+            );
         }
         // Nothing else of ours anywhere (no orphan, no leftover old one).
         let all = convoy_tests::fleet::containers(&f.prefix).unwrap();
         assert_eq!(all.len(), 5, "seed {seed}: {all:#?}");
     }
-    eprintln!("[{}] scenario 4 took {:?} (seed {seed})", f.prefix, t0.elapsed());
+    eprintln!(
+        "[{}] scenario 4 took {:?} (seed {seed})",
+        f.prefix,
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -321,7 +362,11 @@ fn partitioned_agent_keeps_running_and_reports_once() {
     let cut_until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < cut_until {
         let now = f.stack_containers("gpubox");
-        assert_eq!(keys(&now), keys(&before), "gpubox's stack changed during the partition");
+        assert_eq!(
+            keys(&now),
+            keys(&before),
+            "gpubox's stack changed during the partition"
+        );
         assert!(now.iter().all(Ctr::healthy), "{now:?}");
         let r = f.rollout().unwrap();
         assert_eq!(Fleet::phase(&r, "vps"), "Pending", "{r:#}");
@@ -348,10 +393,16 @@ fn partitioned_agent_keeps_running_and_reports_once() {
     // Past min_healthy: the agent has made its healthy reports by now.
     std::thread::sleep(Duration::from_secs(4));
     let r = f.rollout().unwrap();
-    assert_eq!(Fleet::phase(&r, "gpubox"), "Delivered", "a report crossed the cut: {r:#}");
+    assert_eq!(
+        Fleet::phase(&r, "gpubox"),
+        "Delivered",
+        "a report crossed the cut: {r:#}"
+    );
     let during = f.reports("gpubox").unwrap();
     assert!(
-        !during.iter().any(|x| x["host_revision"] == revs3["gpubox"].0.as_str()),
+        !during
+            .iter()
+            .any(|x| x["host_revision"] == revs3["gpubox"].0.as_str()),
         "{during:#?}"
     );
     proxy.heal();
@@ -374,7 +425,10 @@ fn partitioned_agent_keeps_running_and_reports_once() {
     ids.dedup();
     assert_eq!(ids.len(), total);
     let cs = f.wait_stack("gpubox", &revs3["gpubox"].1, 1, Duration::from_secs(10));
-    assert_eq!(container_env(&cs[0].id, "MSG").unwrap().as_deref(), Some("v3"));
+    assert_eq!(
+        container_env(&cs[0].id, "MSG").unwrap().as_deref(),
+        Some("v3")
+    );
     eprintln!(
         "[{}] scenario 5 took {:?} ({} proxied connections)",
         f.prefix,
@@ -409,9 +463,16 @@ fn revoked_host_is_cut_off_and_its_stacks_keep_running() {
     assert_eq!(g["revoked"], true);
     f.wait_connected(&["vps", "laptop"], true, Duration::from_secs(1));
     let log = std::fs::read_to_string(&f.cp_log).unwrap();
-    assert!(log.contains("revoked certificate refused"), "no refusal logged");
+    assert!(
+        log.contains("revoked certificate refused"),
+        "no refusal logged"
+    );
     let now = f.stack_containers("gpubox");
-    assert_eq!(keys(&now), keys(&before), "the revoked host's stack changed");
+    assert_eq!(
+        keys(&now),
+        keys(&before),
+        "the revoked host's stack changed"
+    );
     assert!(now.iter().all(Ctr::healthy), "{now:?}");
     eprintln!("[{}] scenario 6 took {:?}", f.prefix, t0.elapsed());
 }
