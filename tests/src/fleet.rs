@@ -10,6 +10,10 @@
 //! removes every container and network of that prefix. On a panic it prints
 //! the tails of the daemons' logs.
 
+// Plain threads drive child processes and sockets here; no tokio runtime
+// to block.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
