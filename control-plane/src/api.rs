@@ -9,6 +9,7 @@
 //! | POST | `/api/v1/hosts/{name}/revoke` | admin | → `{host, revoked, stream_closed}` |
 //! | GET | `/api/v1/hosts/{name}/telemetry?points=N` | read | → latest sample, GPUs with their containers, events, compact history |
 //! | GET | `/metrics` | read | → Prometheus text format: fleet telemetry + control-plane health |
+//! | GET | `/api/v1/hosts/{name}/reports` | read | → `[{id, kind, stack, stack_revision, host_revision, rollout_id, message, failing_service, at_unix_ms}]` (stored reports, oldest first; each id once) |
 //!
 //! Errors are `{"error": {"code", "message"}}` with a matching status.
 
@@ -92,6 +93,7 @@ pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> R
         .route("/api/v1/hosts/{name}/revoke", post(revoke_host))
         .route("/api/v1/hosts/{name}/telemetry", get(host_telemetry))
         .route("/metrics", get(metrics))
+        .route("/api/v1/hosts/{name}/reports", get(host_reports))
         .route("/api/v1/status", get(fleet_status))
         .route("/api/v1/rollouts", get(list_rollouts))
         .route("/api/v1/rollouts/current", get(current_rollout))
@@ -308,6 +310,51 @@ async fn revoke_host(
         revoked: true,
         stream_closed: closed,
     }))
+}
+
+/// Reports a host sent, as stored (resends are stored once, under their id).
+async fn host_reports(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    use prost::Message as _;
+    authorize(&state, &headers, Scope::Read)?;
+    let store = state.store.clone();
+    let all = blocking(move || {
+        store
+            .reports()
+            .map_err(|e| ApiError::internal("reading reports", &e))
+    })
+    .await?;
+    let mut out = Vec::new();
+    for (id, bytes) in all {
+        let stored = match crate::gateway::StoredReport::decode(bytes.as_slice()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(report = %id, error = %e, "undecodable stored report skipped");
+                continue;
+            }
+        };
+        if stored.host != name {
+            continue;
+        }
+        let r = stored.report;
+        let kind = convoy_shared::proto::ReportKind::try_from(r.kind)
+            .map_or_else(|_| format!("unknown({})", r.kind), |k| format!("{k:?}"));
+        out.push(serde_json::json!({
+            "id": id,
+            "kind": kind,
+            "stack": r.stack,
+            "stack_revision": r.stack_revision,
+            "host_revision": r.host_revision,
+            "rollout_id": r.rollout_id,
+            "message": r.message,
+            "failing_service": r.failing_service,
+            "at_unix_ms": r.at_unix_ms,
+        }));
+    }
+    Ok(Json(out))
 }
 
 /// rustls config for the API: the server certificate, no client auth,

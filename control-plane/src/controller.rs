@@ -546,10 +546,34 @@ impl GatewayHooks for Controller {
 
     async fn report(&self, host: &str, r: &Report, new: bool) {
         self.stats.reports.fetch_add(1, Ordering::Relaxed);
+        let kind = ReportKind::try_from(r.kind).unwrap_or(ReportKind::Unspecified);
         if !new {
+            // A resend: the report was stored before, but a control plane
+            // killed between storing it and feeding the rollout never acted
+            // on it (and the agent resends only what was not acked). The
+            // step function ignores inputs it already took, so feed it
+            // again; alerts were raised (or lost with the kill) the first
+            // time and are not raised twice.
+            match kind {
+                ReportKind::HostHealthy => {
+                    self.input(Input::HostHealthy {
+                        host: host.to_owned(),
+                        revision: r.host_revision.clone(),
+                    })
+                    .await;
+                }
+                ReportKind::RolledBack | ReportKind::Failed => {
+                    self.input(Input::HostFailed {
+                        host: host.to_owned(),
+                        revision: r.host_revision.clone(),
+                        reason: format!("stack {}: {}", r.stack, r.message),
+                    })
+                    .await;
+                }
+                _ => {}
+            }
             return;
         }
-        let kind = ReportKind::try_from(r.kind).unwrap_or(ReportKind::Unspecified);
         tracing::info!(
             host = %host,
             stack = %r.stack,

@@ -304,6 +304,17 @@ impl Store {
         Ok(prev.is_ok())
     }
 
+    /// Every stored report (protobuf bytes) in id order, which is the
+    /// order the agents made them in (ids start with the time).
+    pub fn reports(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for kv in self.reports.iter() {
+            let (k, v) = kv.map_err(sled_err("read reports"))?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn report(&self, id: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .reports

@@ -47,6 +47,18 @@ impl AgentHooks for EngineHooks {
             );
             return;
         }
+        // The control plane sends the current desired state again on every
+        // connect. The one already held (same generation and revision) is
+        // journaled and being applied or done, its reports in the outbox:
+        // applying it again would make a second set of reports for it.
+        if d.generation == current && current > 0 && self.desired_revision() == d.revision {
+            tracing::debug!(
+                generation = d.generation,
+                revision = %d.revision,
+                "desired state already held; nothing to do"
+            );
+            return;
+        }
         let state: HostState = match serde_json::from_slice(&d.state_json) {
             Ok(s) => s,
             Err(e) => {

@@ -2,6 +2,7 @@
 //! binaries, building local test images (no registry here), temp fleet repos.
 
 pub mod fake_nvml;
+pub mod fleet;
 pub mod images;
 pub mod prom;
 

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use crate::store::{Store, StoreError};
 
 pub use service::{AgentApi, PeerInfo};
+pub use session::StoredReport;
 
 /// What the rest of the control plane does with stream events. All calls
 /// run on the session's task: implementations must not block for long
