@@ -102,7 +102,12 @@ pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> R
         .route("/api/v1/commits/{id}", get(get_commit))
         .route("/api/v1/sync", post(sync_now))
         .route("/api/v1/webhooks/git", post(git_webhook))
-        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/events", get(list_audit))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/rollouts/abort", post(abort))
+        .route("/api/v1/rollouts/rollback", post(rollback))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/api/v1/alerts/test", post(test_alert))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
@@ -112,7 +117,7 @@ pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> R
 }
 
 /// Checks the bearer token and its scope.
-fn authorize(state: &ApiState, headers: &HeaderMap, need: Scope) -> Result<(), ApiError> {
+fn authorize(state: &ApiState, headers: &HeaderMap, need: Scope) -> Result<String, ApiError> {
     let unauthorized = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -135,17 +140,17 @@ fn authorize(state: &ApiState, headers: &HeaderMap, need: Scope) -> Result<(), A
     let mut found = None;
     for (hash, rec) in &tokens {
         if ct_eq(hash.as_bytes(), presented.as_bytes()) {
-            found = Some(rec.scope);
+            found = Some((rec.scope, rec.name.clone()));
         }
     }
     match (found, need) {
         (None, _) => Err(unauthorized()),
-        (Some(Scope::Read), Scope::Admin) => Err(ApiError::new(
+        (Some((Scope::Read, _)), Scope::Admin) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             "this token has read scope; admin is required",
         )),
-        _ => Ok(()),
+        (Some((_, name)), _) => Ok(name),
     }
 }
 
@@ -181,7 +186,7 @@ async fn create_token(
     headers: HeaderMap,
     body: Result<Json<TokenRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
+    let who = authorize(&state, &headers, Scope::Admin)?;
     let Json(req) =
         body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
     let ttl = match &req.ttl {
@@ -224,6 +229,14 @@ async fn create_token(
         .map_err(|e| ApiError::internal("token task", &e))?
         .map_err(|e| ApiError::internal("storing token", &e))?;
     tracing::info!(host = %stored.host, token_id = %stored.id, ttl_secs = ttl.as_secs(), "join token created");
+    audit(
+        &state,
+        &who,
+        "token_created",
+        &stored.host,
+        "",
+        format!("join token {} (ttl {}s)", stored.id, ttl.as_secs()),
+    );
     Ok(Json(TokenAnswer {
         token: printed,
         host: stored.host,
@@ -285,7 +298,7 @@ async fn revoke_host(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<RevokeAnswer>, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
+    let who = authorize(&state, &headers, Scope::Admin)?;
     let known = state
         .store
         .host(&name)
@@ -305,6 +318,14 @@ async fn revoke_host(
         .map_err(|e| ApiError::internal("revoke task", &e))?
         .map_err(|e| ApiError::internal("revoking host", &e))?;
     tracing::warn!(host = %name, stream_closed = closed, "host revoked");
+    audit(
+        &state,
+        &who,
+        "revoke",
+        &name,
+        "",
+        format!("host revoked (live stream closed: {closed})"),
+    );
     Ok(Json(RevokeAnswer {
         host: name,
         revoked: true,
@@ -568,7 +589,7 @@ async fn promote(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
+    let who = authorize(&state, &headers, Scope::Admin)?;
     let ctl = controller(&state)?.clone();
     let live = state.gw.sessions_info();
     let r = blocking(move || {
@@ -582,7 +603,125 @@ async fn promote(
             })
     })
     .await?;
+    audit(
+        &state,
+        &who,
+        "promote",
+        "",
+        &r.id,
+        "promoted the waiting wave".into(),
+    );
     Ok(Json(rollout_view(&r, &live)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct StopRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `abort` and `rollback` of the current rollout.
+async fn stop_rollout(
+    state: ApiState,
+    headers: HeaderMap,
+    body: Option<Json<StopRequest>>,
+    rollback: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&state, &headers, Scope::Admin)?;
+    let ctl = controller(&state)?.clone();
+    let live = state.gw.sessions_info();
+    let reason = body
+        .and_then(|b| b.0.reason)
+        .unwrap_or_else(|| format!("by {who}"));
+    let input = if rollback {
+        crate::rollout::Input::Rollback {
+            reason: reason.clone(),
+        }
+    } else {
+        crate::rollout::Input::Abort {
+            reason: reason.clone(),
+        }
+    };
+    let r = blocking(move || {
+        ctl.engine()
+            .input(&input, crate::controller::now_ms())
+            .map_err(engine_err)?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout"))
+    })
+    .await?;
+    let kind = if rollback { "rollback" } else { "abort" };
+    audit(&state, &who, kind, "", &r.id, reason);
+    Ok(Json(rollout_view(&r, &live)))
+}
+
+async fn abort(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Option<Json<StopRequest>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    stop_rollout(state, headers, body, false).await
+}
+
+async fn rollback(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Option<Json<StopRequest>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    stop_rollout(state, headers, body, true).await
+}
+
+fn audit(state: &ApiState, who: &str, kind: &str, host: &str, rollout: &str, message: String) {
+    if let Some(ctl) = &state.ctl {
+        ctl.audit().record(crate::audit::AuditEntry {
+            who: who.to_owned(),
+            kind: kind.to_owned(),
+            host: host.to_owned(),
+            rollout: rollout.to_owned(),
+            message,
+            ..Default::default()
+        });
+    }
+}
+
+/// The audit log, newest first: `?host=&stack=&rollout=&kind=&before=&limit=`.
+async fn list_audit(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<crate::audit::Query>,
+) -> Result<Json<Vec<crate::audit::AuditEntry>>, ApiError> {
+    authorize(&state, &headers, Scope::Read)?;
+    let ctl = controller(&state)?.clone();
+    let list = blocking(move || {
+        ctl.audit()
+            .query(&q)
+            .map_err(|e| ApiError::internal("reading the audit log", &e))
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: the store answers and the controller runs.
+async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
+    if state.ctl.is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "controller not running",
+        ));
+    }
+    let store = state.store.clone();
+    blocking(move || {
+        store
+            .fleet()
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))
+    })
+    .await?;
+    Ok("ready\n")
 }
 
 async fn get_commit(
@@ -606,8 +745,9 @@ async fn sync_now(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    authorize(&state, &headers, Scope::Admin)?;
+    let who = authorize(&state, &headers, Scope::Admin)?;
     controller(&state)?.trigger_sync();
+    audit(&state, &who, "sync", "", "", "fetch requested".into());
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({"sync": "queued"})),
@@ -655,7 +795,7 @@ async fn git_webhook(
     }
 }
 
-async fn list_events(
+async fn list_alerts(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {

@@ -113,6 +113,7 @@ pub struct SyncState {
 
 pub struct Controller {
     fleet: String,
+    audit: crate::audit::AuditLog,
     engine: Engine,
     gateway: Gateway,
     alerts: Option<Alerts>,
@@ -203,8 +204,11 @@ impl Controller {
             branch: git.map(|g| g.branch.clone()).unwrap_or_default(),
             ..SyncState::default()
         };
+        let audit =
+            crate::audit::AuditLog::open(db).map_err(|e| format!("opening the audit log: {e}"))?;
         let ctl = Arc::new(Controller {
             fleet: gateway.fleet().to_owned(),
+            audit,
             engine,
             gateway: gateway.clone(),
             alerts,
@@ -223,6 +227,10 @@ impl Controller {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     pub fn alerts(&self) -> Option<&Alerts> {
@@ -360,12 +368,22 @@ impl Controller {
                     tracing::warn!(commit = %head, "{w}");
                 }
                 match self.engine.accept_commit(&head, &repo, now_ms()) {
-                    Ok(Some(id)) => tracing::info!(
-                        commit = %head,
-                        summary = %info.summary,
-                        rollout = %id,
-                        "commit accepted; rollout started"
-                    ),
+                    Ok(Some(id)) => {
+                        tracing::info!(
+                            commit = %head,
+                            summary = %info.summary,
+                            rollout = %id,
+                            "commit accepted; rollout started"
+                        );
+                        self.audit.record(crate::audit::AuditEntry {
+                            who: "git".into(),
+                            kind: "commit_accepted".into(),
+                            rollout: id,
+                            commit: head.clone(),
+                            message: format!("{} ({})", info.summary, info.author),
+                            ..Default::default()
+                        });
+                    }
                     Ok(None) => {}
                     Err(e) => return Err(e.to_string()),
                 }
@@ -390,6 +408,13 @@ impl Controller {
         reason: String,
     ) {
         tracing::error!(commit = %commit, problems = %reason, "commit rejected; the fleet stays on the last good commit");
+        self.audit.record(crate::audit::AuditEntry {
+            who: "git".into(),
+            kind: "commit_rejected".into(),
+            commit: commit.to_owned(),
+            message: reason.clone(),
+            ..Default::default()
+        });
         match self.engine.reject_commit(commit, problems, now_ms()) {
             Ok(true) => {
                 if let Some(a) = &self.alerts {
@@ -451,6 +476,15 @@ impl Controller {
             event = ?kind,
             "{message}"
         );
+        self.audit.record(crate::audit::AuditEntry {
+            who: "control-plane".into(),
+            kind: "rollout".into(),
+            host: host.clone().unwrap_or_default(),
+            rollout: r.id.clone(),
+            commit: r.commit.clone(),
+            message: message.clone(),
+            ..Default::default()
+        });
         let fleet = self.fleet.clone();
         match kind {
             EventKind::RolloutCompleted => self.raise(AlertEvent::RolloutCompleted {
@@ -583,6 +617,15 @@ impl GatewayHooks for Controller {
             "{}",
             r.message
         );
+        self.audit.record(crate::audit::AuditEntry {
+            who: host.to_owned(),
+            kind: "report".into(),
+            host: host.to_owned(),
+            stack: r.stack.clone(),
+            rollout: r.rollout_id.clone(),
+            message: format!("{kind:?}: {}", r.message),
+            ..Default::default()
+        });
         let commit = self
             .engine
             .desired_for(host)

@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod audit;
 pub mod client;
 pub mod config;
 pub mod controller;

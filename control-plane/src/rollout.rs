@@ -127,6 +127,11 @@ pub enum Input {
     },
     /// `convoy promote`.
     Promote,
+    /// `convoy abort`: stop where it is (hosts keep what they have).
+    Abort { reason: String },
+    /// `convoy rollback`: stop, and send the previous state to every host
+    /// that got (or is getting) the new one.
+    Rollback { reason: String },
     /// A newer commit's rollout takes over.
     Supersede { by: String },
 }
@@ -263,6 +268,30 @@ pub fn step(prev: &Rollout, input: &Input, now_ms: u64) -> (Rollout, Vec<Action>
             return (r, actions);
         }
         _ if r.status.is_final() => return (r, actions),
+        Input::Abort { reason } => {
+            r.status = RolloutStatus::Halted {
+                host: String::new(),
+                reason: reason.clone(),
+            };
+            r.log(now_ms, format!("aborted: {reason}"));
+            actions.push(Action::Event {
+                kind: EventKind::RolloutHalted,
+                host: None,
+                message: format!("rollout {} aborted: {reason}", r.id),
+            });
+            return (r, actions);
+        }
+        Input::Rollback { reason } => {
+            if matches!(
+                r.status,
+                RolloutStatus::Running | RolloutStatus::WaitingApproval
+            ) {
+                let on_failure = r.on_failure;
+                r.on_failure = OnFailure::Rollback;
+                fail(&mut r, "", reason, now_ms, &mut actions);
+                r.on_failure = on_failure;
+            }
+        }
         Input::Promote => {
             if let Some(w) = r.waves.get_mut(r.current_wave)
                 && w.approval
@@ -380,12 +409,14 @@ pub fn step(prev: &Rollout, input: &Input, now_ms: u64) -> (Rollout, Vec<Action>
 }
 
 fn fail(r: &mut Rollout, host: &str, reason: &str, now_ms: u64, actions: &mut Vec<Action>) {
-    r.log(now_ms, format!("host {host} failed: {reason}"));
-    actions.push(Action::Event {
-        kind: EventKind::HostFailed,
-        host: Some(host.to_owned()),
-        message: format!("host {host} failed: {reason}"),
-    });
+    if !host.is_empty() {
+        r.log(now_ms, format!("host {host} failed: {reason}"));
+        actions.push(Action::Event {
+            kind: EventKind::HostFailed,
+            host: Some(host.to_owned()),
+            message: format!("host {host} failed: {reason}"),
+        });
+    }
     if !matches!(
         r.status,
         RolloutStatus::Running | RolloutStatus::WaitingApproval
@@ -756,6 +787,41 @@ mod tests {
             1,
         );
         assert_eq!(r2.status, RolloutStatus::Running);
+    }
+
+    #[test]
+    fn abort_and_operator_rollback() {
+        let r = two_waves(OnFailure::Halt);
+        let (r, _) = step(&r, &Input::Tick, 0);
+        let (aborted, a) = step(
+            &r,
+            &Input::Abort {
+                reason: "by ops".into(),
+            },
+            1,
+        );
+        assert!(matches!(aborted.status, RolloutStatus::Halted { .. }));
+        assert!(sends(&a).is_empty());
+        // Rollback: the laptop (updated) gets its previous state back, even
+        // though on_failure is halt.
+        let (r, _) = healthy(&r, "laptop", 2);
+        let (r, a) = step(
+            &r,
+            &Input::Rollback {
+                reason: "by ops".into(),
+            },
+            3,
+        );
+        assert!(
+            matches!(r.status, RolloutStatus::RollingBack { .. }),
+            "{:?}",
+            r.status
+        );
+        assert!(
+            a.iter()
+                .any(|x| matches!(x, Action::SendPrevious { host, .. } if host == "laptop"))
+        );
+        assert_eq!(r.on_failure, OnFailure::Halt);
     }
 
     #[test]

@@ -379,7 +379,7 @@ async fn fake_gpus_reach_the_api_metrics_cli_and_alerts() {
     assert!(alert.to_string().contains("79"), "{alert:#}");
     let events = cp
         .api
-        .request(hyper::Method::GET, "/api/v1/events", None)
+        .request(hyper::Method::GET, "/api/v1/alerts", None)
         .await
         .unwrap();
     assert!(

@@ -96,12 +96,43 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Recent rollouts, newest first.
+    Rollouts,
     /// Let the current rollout's waiting wave start (`approval = true`).
     Promote,
+    /// Stop the current rollout where it is (hosts keep what they have).
+    Abort {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Stop the current rollout and send the previous state to every host
+    /// already updated.
+    Rollback {
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Fetch the fleet repo now instead of at the next poll.
     Sync,
-    /// Recent alerts and their delivery state per sink.
-    Events,
+    /// The audit log, newest first: commits, rollout transitions, reports,
+    /// operator actions (with the API token's name).
+    Events {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long)]
+        rollout: Option<String>,
+        #[arg(long)]
+        kind: Option<String>,
+        /// Entries older than this sequence number (the next page).
+        #[arg(long)]
+        before: Option<u64>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Show alerts and their delivery state per sink instead.
+        #[arg(long)]
+        alerts: bool,
+    },
     /// Alert sinks.
     Alerts {
         #[command(subcommand)]
@@ -321,14 +352,95 @@ fn remote(cli: &Cli) -> anyhow::Result<()> {
                     .await?;
                 println!("sync queued");
             }
-            Command::Events => {
+            Command::Events {
+                host,
+                stack,
+                rollout,
+                kind,
+                before,
+                limit,
+                alerts,
+            } => {
+                if *alerts {
+                    let v = client
+                        .request(hyper::Method::GET, "/api/v1/alerts", None)
+                        .await?;
+                    if cli.json {
+                        println!("{v}");
+                    } else {
+                        print_events(&v);
+                    }
+                } else {
+                    let mut q = vec![format!("limit={limit}")];
+                    for (k, v) in [
+                        ("host", host),
+                        ("stack", stack),
+                        ("rollout", rollout),
+                        ("kind", kind),
+                    ] {
+                        if let Some(v) = v {
+                            q.push(format!("{k}={v}"));
+                        }
+                    }
+                    if let Some(b) = before {
+                        q.push(format!("before={b}"));
+                    }
+                    let v = client
+                        .request(
+                            hyper::Method::GET,
+                            &format!("/api/v1/events?{}", q.join("&")),
+                            None,
+                        )
+                        .await?;
+                    if cli.json {
+                        println!("{v}");
+                    } else {
+                        print_audit(&v);
+                    }
+                }
+            }
+            Command::Rollouts => {
                 let v = client
-                    .request(hyper::Method::GET, "/api/v1/events", None)
+                    .request(hyper::Method::GET, "/api/v1/rollouts", None)
+                    .await?;
+                if cli.json {
+                    println!("{v}");
+                } else if let Some(list) = v.as_array() {
+                    println!(
+                        "{:<12} {:<14} {:<16} SUMMARY",
+                        "ROLLOUT", "COMMIT", "CREATED"
+                    );
+                    for r in list {
+                        println!(
+                            "{:<12} {:<14} {:<16} {}",
+                            r["id"].as_str().unwrap_or("?"),
+                            short(r["commit"].as_str().unwrap_or("?")),
+                            r["created_unix_ms"]
+                                .as_u64()
+                                .map(|ms| (ms / 1000).to_string())
+                                .unwrap_or_default(),
+                            r["summary"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            Command::Abort { reason } | Command::Rollback { reason } => {
+                let path = if matches!(cli.command, Command::Abort { .. }) {
+                    "/api/v1/rollouts/abort"
+                } else {
+                    "/api/v1/rollouts/rollback"
+                };
+                let body = reason.as_ref().map_or_else(
+                    || serde_json::json!({}),
+                    |r| serde_json::json!({"reason": r}),
+                );
+                let v = client
+                    .request(hyper::Method::POST, path, Some(body))
                     .await?;
                 if cli.json {
                     println!("{v}");
                 } else {
-                    print_events(&v);
+                    println!("{}", rollout_text(&v));
                 }
             }
             Command::Alerts {
@@ -528,5 +640,37 @@ fn print_events(v: &serde_json::Value) {
             a["summary"].as_str().unwrap_or(""),
             states.join(" ")
         );
+    }
+}
+
+fn print_audit(v: &serde_json::Value) {
+    let Some(list) = v.as_array() else { return };
+    if list.is_empty() {
+        println!("no events");
+        return;
+    }
+    for e in list {
+        let secs = e["at_unix_ms"].as_u64().unwrap_or(0) / 1000;
+        let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+        let mut subject = Vec::new();
+        for k in ["host", "stack", "rollout"] {
+            if let Some(x) = e[k].as_str() {
+                subject.push(format!("{k}={x}"));
+            }
+        }
+        if let Some(c) = e["commit"].as_str() {
+            subject.push(format!("commit={}", short(c)));
+        }
+        println!(
+            "{:>6} {h:02}:{m:02}:{s:02} {:<16} {:<16} {}  {}",
+            e["seq"].as_u64().unwrap_or(0),
+            e["kind"].as_str().unwrap_or("?"),
+            e["who"].as_str().unwrap_or("?"),
+            subject.join(" "),
+            e["message"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(last) = list.last().and_then(|e| e["seq"].as_u64()) {
+        println!("(older: --before {last})");
     }
 }
