@@ -68,6 +68,12 @@ fn default_branch() -> String {
 
 pub const DEFAULT_POLL: Duration = Duration::from_secs(60);
 const TICK: Duration = Duration::from_secs(1);
+/// Certificates are checked every this many 5 s beats (5 min).
+const CERT_CHECK_BEATS: u64 = 60;
+/// An agent renews at 60-80 % of its certificate's life; one with less
+/// than this left did not, and once expired it cannot reconnect without a
+/// new join token.
+pub const CERT_EXPIRY_WARNING: Duration = Duration::from_secs(4 * 3600);
 
 impl GitConfig {
     pub fn poll(&self) -> Result<Duration, String> {
@@ -286,6 +292,7 @@ impl Controller {
         let mut poll_timer = tokio::time::interval(poll);
         poll_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = tokio::time::interval(Duration::from_secs(5));
+        let mut beats: u64 = 0;
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
@@ -305,11 +312,48 @@ impl Controller {
                                 tracing::warn!(error = %e, host = %host, "alert heartbeat failed");
                             }
                         }
+                        beats += 1;
+                        if beats % CERT_CHECK_BEATS == 1 {
+                            self.check_certificates(a).await;
+                        }
                     }
                 }
             }
             if *stop.borrow() {
                 break;
+            }
+        }
+    }
+
+    /// Raises `cert_expiring` for enrolled, unrevoked hosts whose certificate
+    /// expires within [`CERT_EXPIRY_WARNING`], and resolves it once renewed.
+    async fn check_certificates(&self, alerts: &Alerts) {
+        let store = self.gateway.store().clone();
+        let Ok(Ok((hosts, revoked))) = tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((store.hosts()?, store.revocations()?))
+        })
+        .await
+        else {
+            return;
+        };
+        let now = now_ms() / 1000;
+        for h in hosts {
+            if revoked.hosts.contains(&h.name) || h.cert_not_after_unix == 0 {
+                continue;
+            }
+            let subject = format!("agent {}", h.name);
+            if h.cert_not_after_unix.saturating_sub(now) < CERT_EXPIRY_WARNING.as_secs() {
+                let ev = AlertEvent::CertExpiring {
+                    fleet: self.fleet.clone(),
+                    host: Some(h.name.clone()),
+                    subject,
+                    not_after: h.cert_not_after_unix,
+                };
+                if let Err(e) = alerts.raise(ev).await {
+                    tracing::warn!(error = %e, "raising cert_expiring failed");
+                }
+            } else if let Err(e) = alerts.resolve(&format!("cert_expiring/{subject}")).await {
+                tracing::warn!(error = %e, "resolving cert_expiring failed");
             }
         }
     }
