@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod backup;
 pub mod client;
 pub mod config;
 pub mod controller;
