@@ -340,7 +340,8 @@ mod tests {
         db.insert("top", "1").unwrap();
         let t = db.open_tree("tokens").unwrap();
         for i in 0..100u32 {
-            t.insert(i.to_be_bytes(), format!("v{i}").as_bytes()).unwrap();
+            t.insert(i.to_be_bytes(), format!("v{i}").as_bytes())
+                .unwrap();
         }
         let mut buf = Vec::new();
         let s = write(&src, &db, &mut buf).unwrap();
@@ -361,7 +362,10 @@ mod tests {
         assert_eq!(mode("ca-key.pem"), 0o600);
         assert_eq!(mode("server-key.pem"), 0o600);
         assert_eq!(mode("ca.pem"), 0o644);
-        assert_eq!(fs::metadata(&dst.root).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&dst.root).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         assert_eq!(fs::read(dst.root.join("ca.pem")).unwrap(), b"ca.pem");
 
         // Non-empty without --force: refused; with: replaced.

@@ -294,9 +294,8 @@ fn layered(file: &std::path::Path, required: bool, flags: toml::Table) -> anyhow
         "json" => LogFormat::Json,
         other => anyhow::bail!("log_format: {other:?}: expected \"text\" or \"json\""),
     };
-    let stream = AgentConfig::parse(&rest.to_string()).map_err(|e| {
-        anyhow::anyhow!("{} (+ environment/flags): {e}", file.display())
-    })?;
+    let stream = AgentConfig::parse(&rest.to_string())
+        .map_err(|e| anyhow::anyhow!("{} (+ environment/flags): {e}", file.display()))?;
     Ok(Daemon {
         data_dir,
         log_level,

@@ -52,14 +52,19 @@ pub fn parse(text: &str, origin: &str) -> Result<Table, LayerError> {
 
 /// The environment variable for a (dotted) key.
 pub fn env_name(key: &str) -> String {
-    format!("CONVOY_{}", key.to_ascii_uppercase().replace(['.', '-'], "_"))
+    format!(
+        "CONVOY_{}",
+        key.to_ascii_uppercase().replace(['.', '-'], "_")
+    )
 }
 
 /// An environment value as TOML: typed if it parses as a TOML value,
 /// otherwise the string itself.
 pub fn env_value(raw: &str) -> Value {
     match format!("v = {raw}").parse::<Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| Value::String(raw.to_owned())),
         Err(_) => Value::String(raw.to_owned()),
     }
 }
@@ -162,7 +167,10 @@ mod tests {
         assert_eq!(env_name("git.token"), "CONVOY_GIT_TOKEN");
         assert_eq!(env_value("true"), Value::Boolean(true));
         assert_eq!(env_value("30"), Value::Integer(30));
-        assert_eq!(env_value("0.0.0.0:7443"), Value::String("0.0.0.0:7443".into()));
+        assert_eq!(
+            env_value("0.0.0.0:7443"),
+            Value::String("0.0.0.0:7443".into())
+        );
         assert_eq!(env_value("30s"), Value::String("30s".into()));
         assert_eq!(env_value("\"x\""), Value::String("x".into()));
     }
@@ -188,7 +196,10 @@ mod tests {
             "s",
         )
         .unwrap();
-        redact(&mut s, &["git.token", "git.webhook_secret", "alerts.sinks[].url"]);
+        redact(
+            &mut s,
+            &["git.token", "git.webhook_secret", "alerts.sinks[].url"],
+        );
         assert_eq!(s["git"]["token"].as_str(), Some(REDACTED));
         assert!(s["git"].get("webhook_secret").is_none());
         assert_eq!(s["alerts"]["sinks"][0]["url"].as_str(), Some(REDACTED));

@@ -285,7 +285,10 @@ async fn serve(
     }
     let watchdog = sd_notify::watchdog_interval();
     if let Some(w) = watchdog {
-        tracing::info!(interval_ms = w.as_millis() as u64, "systemd watchdog enabled");
+        tracing::info!(
+            interval_ms = w.as_millis() as u64,
+            "systemd watchdog enabled"
+        );
     }
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
