@@ -280,9 +280,17 @@ if [ "$want_agent" = 1 ]; then
 fi
 
 # --- services -------------------------------------------------------------------
+summary() {
+  if [ "$changed" = 1 ]; then
+    say "done (binaries or units changed)"
+  else
+    say "done (already up to date)"
+  fi
+}
 systemctl_ daemon-reload
 if [ "$no_start" = 1 ]; then
   echo "--no-start: services not enabled or started"
+  summary
   exit 0
 fi
 for c in agent control-plane; do
@@ -302,8 +310,4 @@ for c in agent control-plane; do
   # restart starts a stopped unit and picks up upgraded binaries.
   systemctl_ restart "$unit"
 done
-if [ "$changed" = 1 ]; then
-  say "done (binaries or units changed)"
-else
-  say "done (already up to date)"
-fi
+summary
