@@ -241,6 +241,8 @@ pub fn restore<R: Read>(input: R, dir: &DataDir, force: bool) -> Result<Summary,
         }
     }
     fs::rename(staging.join("state"), &state).map_err(io_err("moving into place", &state))?;
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700))
+        .map_err(io_err("setting the mode of", &state))?;
     fs::remove_dir_all(&staging).map_err(io_err("removing", &staging))?;
     Ok(sum)
 }

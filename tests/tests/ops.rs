@@ -275,6 +275,75 @@ fn control_plane_notifies_ready_after_binding_pings_watchdog_and_stops() {
     eprintln!("control plane stopped {took:?} after SIGTERM");
 }
 
+#[test]
+fn print_config_shows_precedence_redacts_secrets_and_rejects_unknown_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let print = |bin: &str, file: &str, env: &[(&str, &str)], flags: &[&str]| {
+        let cfg = tmp.path().join(format!("{bin}.toml"));
+        std::fs::write(&cfg, file).unwrap();
+        let mut c = Command::new(binary(bin).unwrap());
+        c.args(["run", "--print-config", "--config"])
+            .arg(&cfg)
+            .args(flags)
+            .env_remove("CONVOY_DATA_DIR");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    // Agent: file < env < flag; defaults fill the rest.
+    let o = ok(&print(
+        "convoy-agent",
+        "server = \"file:1\"\nbackoff_cap = \"5s\"\nstable_after = \"3s\"\n",
+        &[("CONVOY_SERVER", "env:1"), ("CONVOY_BACKOFF_CAP", "7s")],
+        &["--server", "flag:1", "--log-format", "json"],
+    ));
+    for want in [
+        "server = \"flag:1\"",
+        "backoff_cap = \"7s\"",
+        "stable_after = \"3s\"",
+        "backoff_base = \"500ms\"",
+        "data_dir = \"/var/lib/convoy-agent\"",
+        "log_format = \"json\"",
+    ] {
+        assert!(o.contains(want), "{want} missing from:\n{o}");
+    }
+    let o = print("convoy-agent", "sever = \"typo:1\"\n", &[], &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown field `sever`"));
+    let o = print("convoy-agent", "", &[("CONVOY_BACKOFF_BASE", "fast")], &[]);
+    assert!(!o.status.success(), "a bad env value must be an error");
+
+    // Control plane: the same precedence, and secrets never printed.
+    let o = ok(&print(
+        "convoy-control-plane",
+        "api_listen = \"127.0.0.1:1001\"\nagent_listen = \"127.0.0.1:2001\"\n\
+         [git]\nurl = \"/srv/fleet\"\ntoken = \"git-sekrit\"\n\
+         [alerts]\n[[alerts.sinks]]\nname = \"hook\"\nkind = \"webhook\"\n\
+         url = \"https://hooks.example/sekrit-path\"\nsecret = \"hmac-sekrit\"\n",
+        &[
+            ("CONVOY_API_LISTEN", "127.0.0.1:1002"),
+            ("CONVOY_AGENT_LISTEN", "127.0.0.1:2002"),
+            ("CONVOY_GIT_WEBHOOK_SECRET", "hook-sekrit"),
+        ],
+        &["--agent-listen", "127.0.0.1:2003"],
+    ));
+    assert!(o.contains("api_listen = \"127.0.0.1:1002\""), "{o}");
+    assert!(o.contains("agent_listen = \"127.0.0.1:2003\""), "{o}");
+    assert!(o.contains("heartbeat_interval = \"15s\""), "{o}");
+    assert!(o.contains("url = \"/srv/fleet\""), "{o}");
+    assert!(!o.contains("sekrit"), "a secret was printed:\n{o}");
+    assert!(o.matches("<redacted>").count() >= 4, "{o}");
+    let o = print(
+        "convoy-control-plane",
+        "[git]\nurl = \"x\"\nbranchh = \"y\"\n",
+        &[],
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("branchh"));
+}
+
 // ---- SIGTERM during an apply ------------------------------------------------
 
 fn slow_stack(name: &str) -> RenderedStack {
