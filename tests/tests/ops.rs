@@ -348,13 +348,14 @@ fn print_config_shows_precedence_redacts_secrets_and_rejects_unknown_keys() {
 
 fn slow_stack(name: &str) -> RenderedStack {
     let image = convoy_tests::images::busybox_image("ops-it").expect("building the test image");
-    // Healthy only after ~4 s: the gate is in progress when SIGTERM lands.
+    // Healthy only after ~10 s: the gate is in progress when SIGTERM lands,
+    // even on a loaded machine.
     let svc = Service {
         image,
         command: Some(vec![
             "sh".into(),
             "-c".into(),
-            "sleep 4; touch /tmp/ok; exec sleep 3600".into(),
+            "sleep 10; touch /tmp/ok; exec sleep 3600".into(),
         ]),
         healthcheck: Some(Healthcheck {
             test: vec!["CMD".into(), "test".into(), "-f".into(), "/tmp/ok".into()],
@@ -500,7 +501,7 @@ fn sigterm_during_an_apply_parks_it_keeps_containers_and_a_restart_converges() {
     );
     notify.wait_for("WATCHDOG=1", Duration::from_secs(2));
     assert!(
-        t_apply.elapsed() < Duration::from_secs(4),
+        t_apply.elapsed() < Duration::from_secs(9),
         "too slow to catch the gate in progress ({:?})",
         t_apply.elapsed()
     );
@@ -523,11 +524,16 @@ fn sigterm_during_an_apply_parks_it_keeps_containers_and_a_restart_converges() {
     let st = status(&agent_dir);
     assert_eq!(st["stacks"][0]["stack"], name.as_str());
     assert_eq!(st["stacks"][0]["desired_revision"], revision.as_str());
+    // Parked mid-gate, not finished: the restart below has work to do.
+    assert_ne!(st["stacks"][0]["phase"], "healthy", "{st}");
+    assert!(st["stacks"][0]["lkg_revision"].is_null(), "{st}");
 
     // A restarted agent finishes the gate.
     let mut agent = Kill(agent_run(&agent_dir, &log).spawn().unwrap());
     cp.wait_connected("sigterm-host", Duration::from_secs(20));
-    std::thread::sleep(Duration::from_secs(8));
+    // Healthy at ~10 s after the container started, +1 s min_healthy.
+    let settle = Duration::from_secs(16).saturating_sub(t_apply.elapsed());
+    std::thread::sleep(settle.max(Duration::from_secs(3)));
     sigterm(&agent.0);
     let (success, _) = wait_exit(&mut agent.0, Duration::from_secs(10));
     assert!(success);
