@@ -10,6 +10,7 @@
 //! | GET | `/api/v1/hosts/{name}/telemetry?points=N` | read | → latest sample, GPUs with their containers, events, compact history |
 //! | GET | `/metrics` | read | → Prometheus text format: fleet telemetry + control-plane health |
 //! | GET | `/api/v1/hosts/{name}/reports` | read | → `[{id, kind, stack, stack_revision, host_revision, rollout_id, message, failing_service, at_unix_ms}]` (stored reports, oldest first; each id once) |
+//! | POST | `/api/v1/backup` | admin | → a backup file (`application/octet-stream`, see [`crate::backup`]) |
 //!
 //! Errors are `{"error": {"code", "message"}}` with a matching status.
 
@@ -44,6 +45,8 @@ struct ApiState {
     store: Store,
     gw: Gateway,
     ctl: Option<Arc<Controller>>,
+    /// The data dir, for backups (the daemon's router only).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 /// A JSON error answer.
@@ -87,7 +90,19 @@ pub fn router(store: Store, gw: Gateway) -> Router {
 /// The full router, with the controller's endpoints (rollouts, sync,
 /// webhooks, events).
 pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> Router {
+    router_full(store, gw, ctl, None)
+}
+
+/// The daemon's router: [`router_with`] plus `POST /api/v1/backup`, which
+/// needs the data dir.
+pub fn router_full(
+    store: Store,
+    gw: Gateway,
+    ctl: Option<Arc<Controller>>,
+    data_dir: Option<std::path::PathBuf>,
+) -> Router {
     Router::new()
+        .route("/api/v1/backup", post(backup))
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/hosts", get(list_hosts))
         .route("/api/v1/hosts/{name}/revoke", post(revoke_host))
@@ -113,7 +128,83 @@ pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> R
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(ApiState { store, gw, ctl })
+        .with_state(ApiState {
+            store,
+            gw,
+            ctl,
+            data_dir,
+        })
+}
+
+/// A `Write` that hands 64 KiB chunks to the response body through a
+/// bounded channel: the backup streams with bounded memory, and a slow
+/// client slows the (blocking) writer down.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<axum::body::Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+const BACKUP_CHUNK: usize = 64 * 1024;
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= BACKUP_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(BACKUP_CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk.into()))
+            .map_err(|_| std::io::Error::other("client went away"))
+    }
+}
+
+async fn backup(State(state): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Scope::Admin)?;
+    let Some(dir) = state.data_dir.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "backups are served by the daemon only",
+        ));
+    };
+    let db = state.store.db().clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let errors = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let w = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(BACKUP_CHUNK),
+        };
+        match crate::backup::write(&crate::datadir::DataDir::new(dir), &db, w) {
+            Ok(s) => tracing::info!(
+                files = s.files,
+                trees = s.trees,
+                records = s.records,
+                bytes = s.bytes,
+                "backup streamed"
+            ),
+            Err(e) => {
+                tracing::error!(error = %crate::error_chain(&e), "backup failed");
+                // Abort the body: the client sees a broken transfer, never
+                // a short file that looks complete (the checksum would
+                // catch that too).
+                let _ = errors.blocking_send(Err(std::io::Error::other("backup failed")));
+            }
+        }
+    });
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        body,
+    )
+        .into_response())
 }
 
 /// Checks the bearer token and its scope.

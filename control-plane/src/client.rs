@@ -227,4 +227,88 @@ impl ApiClient {
             .to_bytes();
         Ok((status, body))
     }
+
+    /// `POST path` and streams the (binary) answer into `out`; for
+    /// `POST /api/v1/backup`. Returns the number of bytes written. Bounded
+    /// only by the time limit `timeout`, not by size: backups are large.
+    pub async fn download(
+        &self,
+        path: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+        timeout: Duration,
+    ) -> Result<u64, ClientError> {
+        tokio::time::timeout(timeout, self.download_inner(path, out))
+            .await
+            .map_err(|_| ClientError::Timeout)?
+    }
+
+    async fn download_inner(
+        &self,
+        path: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let addr = format!("{}:{}", self.host, self.port);
+        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|source| ClientError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        let name = ServerName::try_from(self.host.clone())
+            .map_err(|_| ClientError::BadUrl(self.host.clone()))?;
+        let tls = TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|source| ClientError::Connect { addr, source })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port));
+        if let Some(t) = &self.token {
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let bytes = Limited::new(body, MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .to_bytes();
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "request failed".into());
+            return Err(ClientError::Api { status, message });
+        }
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                out.write_all(data)
+                    .await
+                    .map_err(|e| ClientError::Http(format!("writing the answer: {e}")))?;
+                n += data.len() as u64;
+            }
+        }
+        out.flush()
+            .await
+            .map_err(|e| ClientError::Http(format!("writing the answer: {e}")))?;
+        Ok(n)
+    }
 }

@@ -123,7 +123,12 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
         let rx = stop_rx.clone();
         tokio::spawn(async move { a.run(stopped(rx)).await })
     });
-    let router = crate::api::router_with(store, gateway.clone(), Some(controller.clone()));
+    let router = crate::api::router_full(
+        store,
+        gateway.clone(),
+        Some(controller.clone()),
+        Some(dir.root.clone()),
+    );
     let api_task = tokio::spawn(crate::api::serve_api(
         router,
         api_listener,

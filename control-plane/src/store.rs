@@ -42,6 +42,11 @@ pub enum StoreError {
     },
     #[error("unknown join token")]
     UnknownToken,
+    #[error(
+        "store format {found} is newer than this build reads ({supported}); \
+         run the newer convoy-control-plane or restore a backup taken by this version"
+    )]
+    FormatTooNew { found: u32, supported: u32 },
     #[error("join token refused")]
     Token(#[source] TokenError),
     #[error("the store holds no fleet name (was `init` run?)")]
@@ -124,13 +129,44 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// The store's format version, in `meta` under `store_format`. Bumped only
+/// for changes an older build would misread; additive record fields
+/// (`serde(default)`) do not bump it. A build opens any format up to its
+/// own (upgrading older ones in place when a bump needs it) and refuses a
+/// newer one instead of misreading it.
+pub const STORE_FORMAT: u32 = 1;
+const STORE_FORMAT_KEY: &[u8] = b"store_format";
+
 impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         let db = sled::open(path).map_err(sled_err("open"))?;
         let tree = |name: &'static str| db.open_tree(name).map_err(sled_err("open tree"));
+        let meta = tree("meta")?;
+        match meta
+            .get(STORE_FORMAT_KEY)
+            .map_err(sled_err("read format"))?
+        {
+            // Stores from before the key existed are format 1.
+            None => {
+                meta.insert(STORE_FORMAT_KEY, STORE_FORMAT.to_string().as_bytes())
+                    .map_err(sled_err("write format"))?;
+            }
+            Some(v) => {
+                let found = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .unwrap_or(u32::MAX);
+                if found > STORE_FORMAT {
+                    return Err(StoreError::FormatTooNew {
+                        found,
+                        supported: STORE_FORMAT,
+                    });
+                }
+            }
+        }
         Ok(Store {
-            meta: tree("meta")?,
+            meta,
             hosts: tree("hosts")?,
             tokens: tree("tokens")?,
             certs: tree("certs")?,
@@ -375,4 +411,32 @@ fn all<T: DeserializeOwned>(t: &sled::Tree, tree: &'static str) -> Result<Vec<T>
         out.push(decode(tree, &String::from_utf8_lossy(&k), &v)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod format_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_newer_store_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        {
+            let s = Store::open(&path).unwrap();
+            assert_eq!(
+                s.meta.get(STORE_FORMAT_KEY).unwrap().unwrap().as_ref(),
+                b"1"
+            );
+            s.meta.insert(STORE_FORMAT_KEY, b"2").unwrap();
+            s.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::FormatTooNew {
+                found: 2,
+                supported: 1
+            })
+        ));
+    }
 }

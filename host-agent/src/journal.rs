@@ -41,6 +41,15 @@ pub enum JournalError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "journal {path}: format {found} is newer than this agent reads ({supported}); \
+         run the newer convoy-agent (or move the data dir aside to start afresh)"
+    )]
+    FormatTooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("journal tree {tree}: cannot encode record: {source}")]
     Encode {
         tree: &'static str,
@@ -124,6 +133,14 @@ pub struct Journal {
 const DESIRED_KEY: &[u8] = b"state";
 const COMPLETED_KEY: &[u8] = b"completed";
 
+/// The journal's format version (default tree, key `journal_format`).
+/// Compatibility promise: a newer agent reads every older journal (record
+/// fields are only ever added, with `serde(default)`; a change an older
+/// agent would misread bumps this and comes with an in-place upgrade); an
+/// older agent refuses a newer journal rather than misreading it.
+pub const JOURNAL_FORMAT: u32 = 1;
+const FORMAT_KEY: &[u8] = b"journal_format";
+
 fn db_err(tree: &'static str) -> impl Fn(sled::Error) -> JournalError {
     move |source| JournalError::Db { tree, source }
 }
@@ -139,6 +156,26 @@ impl Journal {
                 path: path.to_path_buf(),
                 source,
             })?;
+        match db.get(FORMAT_KEY).map_err(db_err("format"))? {
+            // Journals from before the key existed are format 1.
+            None => {
+                db.insert(FORMAT_KEY, JOURNAL_FORMAT.to_string().as_bytes())
+                    .map_err(db_err("format"))?;
+            }
+            Some(v) => {
+                let found = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .unwrap_or(u32::MAX);
+                if found > JOURNAL_FORMAT {
+                    return Err(JournalError::FormatTooNew {
+                        path: path.to_path_buf(),
+                        found,
+                        supported: JOURNAL_FORMAT,
+                    });
+                }
+            }
+        }
         let tree = |name: &'static str| db.open_tree(name).map_err(db_err(name));
         Ok(Self {
             desired: tree("desired")?,
@@ -344,5 +381,31 @@ mod tests {
             convoy_shared::proto::v1::ReportKind::Healthy as i32
         );
         assert_eq!(wire.id, ids[3]);
+    }
+
+    #[test]
+    fn a_newer_journal_format_is_refused_and_older_ones_are_stamped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        {
+            // An old journal: no format key.
+            let db = sled::open(&path).unwrap();
+            db.open_tree("desired").unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let j = Journal::open(&path).unwrap();
+            assert_eq!(
+                j.db.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
+                JOURNAL_FORMAT.to_string().as_bytes()
+            );
+            j.db.insert(FORMAT_KEY, b"99").unwrap();
+            j.db.flush().unwrap();
+        }
+        let e = Journal::open(&path).err().unwrap();
+        assert!(
+            matches!(e, JournalError::FormatTooNew { found: 99, .. }),
+            "{e}"
+        );
     }
 }

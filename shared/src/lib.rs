@@ -9,8 +9,10 @@
 pub mod compose;
 pub mod duration;
 pub mod fleet;
+pub mod layers;
 pub mod limits;
 pub mod proto;
 pub mod render;
 pub mod repo;
+pub mod sd_notify;
 pub mod source;

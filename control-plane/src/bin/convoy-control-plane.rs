@@ -1,11 +1,12 @@
 //! `convoy-control-plane`: the control plane daemon and its local admin commands.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use convoy_control_plane::config::FileConfig;
+use convoy_control_plane::config::Layered;
 use convoy_control_plane::datadir::DataDir;
 use convoy_control_plane::logging::{self, LogFormat};
 
@@ -16,15 +17,9 @@ use convoy_control_plane::logging::{self, LogFormat};
     about = "Convoy control plane: git sync, rollouts, agent gateway, API"
 )]
 struct Cli {
-    /// Log format on stderr.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "CONVOY_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
+    /// Log format on stderr (`run`: overrides the config's `log_format`).
+    #[arg(long, global = true, value_enum, env = "CONVOY_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,12 +45,15 @@ enum Command {
         #[arg(long, requires = "ca_cert")]
         ca_key: Option<PathBuf>,
     },
-    /// Run the daemon.
+    /// Run the daemon. Settings: defaults < config file < CONVOY_* env <
+    /// flags (README "Operations").
     Run {
+        /// Data dir. Default: `data_dir` in the config, else /var/lib/convoy.
         #[arg(long)]
-        data_dir: PathBuf,
-        /// TOML config file (unknown keys are errors); flags override it.
-        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// TOML config file (unknown keys are errors). Default
+        /// /etc/convoy/control-plane.toml if it exists.
+        #[arg(long, env = "CONVOY_CONFIG")]
         config: Option<PathBuf>,
         /// Agent port (gRPC over mTLS). Default 0.0.0.0:7443.
         #[arg(long)]
@@ -63,6 +61,42 @@ enum Command {
         /// Operator API port (HTTPS). Default 127.0.0.1:8443.
         #[arg(long)]
         api_listen: Option<SocketAddr>,
+        /// Log filter (`info`, `debug`, ...). CONVOY_LOG / RUST_LOG win.
+        #[arg(long)]
+        log_level: Option<String>,
+        /// Print the effective configuration (secrets redacted) and exit.
+        #[arg(long)]
+        print_config: bool,
+    },
+    /// Write a backup of a data dir (CA, certificates, store). Through the
+    /// running daemon's API when it holds the store, directly otherwise.
+    Backup {
+        #[arg(long, env = "CONVOY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The backup file to write (created 0600; "-" for stdout).
+        #[arg(long)]
+        out: PathBuf,
+        /// The daemon's API, used when the store is locked. Default:
+        /// https://127.0.0.1:<api port of the config file>.
+        #[arg(long, env = "CONVOY_API")]
+        api: Option<String>,
+        /// An admin API token (needed for an online backup).
+        #[arg(long, env = "CONVOY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Config file, to find the API port. Default
+        /// /etc/convoy/control-plane.toml if it exists.
+        #[arg(long, env = "CONVOY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Restore a backup into a data dir (the daemon must be stopped).
+    Restore {
+        #[arg(long, env = "CONVOY_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace the contents of a non-empty data dir.
+        #[arg(long)]
+        force: bool,
     },
     /// Local API token management (the daemon must be stopped: sled locks
     /// its store).
@@ -96,7 +130,9 @@ enum ScopeArg {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    logging::init(cli.log_format, "info");
+    if !matches!(cli.command, Command::Run { .. }) {
+        logging::init(cli.log_format.unwrap_or(LogFormat::Text), "info");
+    }
     match cli.command {
         Command::Init {
             data_dir,
@@ -125,28 +161,72 @@ fn main() -> anyhow::Result<()> {
             config,
             agent_listen,
             api_listen,
+            log_level,
+            print_config,
         } => {
-            let file = match &config {
-                Some(p) => FileConfig::load(p)?,
-                None => FileConfig::default(),
+            let mut flags = toml::Table::new();
+            let mut flag = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    flags.insert(k.into(), toml::Value::String(v));
+                }
             };
-            let mut cfg = file.resolve()?;
-            if let Some(a) = agent_listen {
-                cfg.agent_listen = a;
+            flag("data_dir", data_dir.map(|d| d.display().to_string()));
+            flag("agent_listen", agent_listen.map(|a| a.to_string()));
+            flag("api_listen", api_listen.map(|a| a.to_string()));
+            flag("log_level", log_level);
+            flag(
+                "log_format",
+                cli.log_format.map(|f| match f {
+                    LogFormat::Text => "text".into(),
+                    LogFormat::Json => "json".into(),
+                }),
+            );
+            let (file, required) = match config {
+                Some(p) => (p, true),
+                None => (
+                    PathBuf::from(convoy_control_plane::config::DEFAULT_CONFIG_FILE),
+                    false,
+                ),
+            };
+            let layered = Layered::build(Some(&file), required, |n| std::env::var(n).ok(), flags)
+                .map_err(|e| anyhow::anyhow!(convoy_control_plane::error_chain(&e)))?;
+            if print_config {
+                print!("{}", layered.redacted_toml());
+                return Ok(());
             }
-            if let Some(a) = api_listen {
-                cfg.api_listen = a;
-            }
+            let cfg = layered.config;
+            logging::init(cfg.log_format, &cfg.log_level);
+            let data_dir = cfg.data_dir.clone();
             let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-            rt.block_on(async {
-                let server = convoy_control_plane::server::start(&DataDir::new(&data_dir), &cfg)
-                    .await
-                    .with_context(|| format!("starting from {}", data_dir.display()))?;
-                wait_for_signal().await?;
-                tracing::info!("signal received; shutting down");
-                server.shutdown().await;
-                Ok::<_, anyhow::Error>(())
-            })?;
+            rt.block_on(serve(data_dir, cfg))?;
+        }
+        Command::Backup {
+            data_dir,
+            out,
+            api,
+            token,
+            config,
+        } => backup(&data_dir, &out, api, token, config)?,
+        Command::Restore {
+            data_dir,
+            from,
+            force,
+        } => {
+            let f = std::fs::File::open(&from)
+                .with_context(|| format!("opening {}", from.display()))?;
+            let s = convoy_control_plane::backup::restore(
+                std::io::BufReader::new(f),
+                &DataDir::new(&data_dir),
+                force,
+            )
+            .map_err(|e| anyhow::anyhow!(convoy_control_plane::error_chain(&e)))?;
+            println!(
+                "restored {} files, {} trees, {} records into {}",
+                s.files,
+                s.trees,
+                s.records,
+                data_dir.display()
+            );
         }
         Command::ApiToken {
             command:
@@ -185,12 +265,210 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// The daemon: start, tell systemd (READY=1 once both listeners are bound
+/// and the controller runs), ping the watchdog from this loop while the
+/// store answers, and on SIGTERM/SIGINT say STOPPING=1, drain and flush.
+async fn serve(
+    data_dir: PathBuf,
+    cfg: convoy_control_plane::config::RunConfig,
+) -> anyhow::Result<()> {
+    use convoy_shared::sd_notify;
+    let server = convoy_control_plane::server::start(&DataDir::new(&data_dir), &cfg)
+        .await
+        .with_context(|| format!("starting from {}", data_dir.display()))?;
+    let status = format!(
+        "serving agents on {}, the API on {}",
+        server.agent_addr, server.api_addr
+    );
+    if let Err(e) = sd_notify::ready(&status) {
+        tracing::warn!(error = %e, "sd_notify READY failed");
+    }
+    let watchdog = sd_notify::watchdog_interval();
+    if let Some(w) = watchdog {
+        tracing::info!(
+            interval_ms = w.as_millis() as u64,
+            "systemd watchdog enabled"
+        );
+    }
+    let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            r = tokio::signal::ctrl_c() => { r.context("waiting for Ctrl-C")?; break }
+            _ = tick.tick(), if watchdog.is_some() => {
+                // Ping only while the store answers (a wedged sled or a
+                // starved runtime stops the pings and systemd restarts us).
+                let store = server.gateway.store().clone();
+                let probe = tokio::time::timeout(
+                    watchdog.unwrap_or(Duration::from_secs(1)),
+                    tokio::task::spawn_blocking(move || store.fleet().is_ok()),
+                )
+                .await;
+                if matches!(probe, Ok(Ok(true))) {
+                    if let Err(e) = sd_notify::watchdog() {
+                        tracing::warn!(error = %e, "sd_notify WATCHDOG failed");
+                    }
+                } else {
+                    tracing::error!("store did not answer; withholding the watchdog ping");
+                }
+            }
+        }
+    }
+    tracing::info!("signal received; shutting down");
+    let _ = sd_notify::stopping();
+    server.shutdown().await;
+    Ok(())
+}
+
+fn backup(
+    data_dir: &Path,
+    out: &Path,
+    api: Option<String>,
+    token: Option<String>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = DataDir::new(data_dir);
+    // Write to a temp file next to the target and rename at the end: a
+    // failed backup never leaves a file that looks like one.
+    let to_stdout = out == Path::new("-");
+    let tmp = if to_stdout {
+        None
+    } else {
+        Some(out.with_extension("partial"))
+    };
+    let open = |p: &Path| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(p)
+            .with_context(|| format!("creating {}", p.display()))
+    };
+    anyhow::ensure!(
+        dir.ca_cert().exists(),
+        "{} is not a control plane data dir (no ca.pem)",
+        data_dir.display()
+    );
+    // Offline first: sled's lock says whether the daemon is running.
+    let offline = match sled::Config::new().path(dir.state()).open() {
+        Ok(db) => Some(db),
+        Err(e) => {
+            tracing::info!(error = %e, "store is in use; backing up through the daemon's API");
+            None
+        }
+    };
+    let summary = if let Some(db) = offline {
+        let s = match &tmp {
+            Some(t) => {
+                let f = open(t)?;
+                let mut w = std::io::BufWriter::new(f);
+                let s = convoy_control_plane::backup::write(&dir, &db, &mut w);
+                w.flush().context("writing the backup")?;
+                w.get_ref().sync_all().context("syncing the backup")?;
+                s
+            }
+            None => convoy_control_plane::backup::write(&dir, &db, std::io::stdout().lock()),
+        }
+        .map_err(|e| anyhow::anyhow!(convoy_control_plane::error_chain(&e)))?;
+        format!(
+            "offline backup: {} files, {} trees, {} records, {} bytes",
+            s.files, s.trees, s.records, s.bytes
+        )
+    } else {
+        let token = token.context(
+            "the daemon is running (the store is locked): an online backup needs an admin \
+             API token (--token or CONVOY_TOKEN)",
+        )?;
+        let api = match api {
+            Some(a) => a,
+            None => {
+                let (file, required) = match config {
+                    Some(p) => (p, true),
+                    None => (
+                        PathBuf::from(convoy_control_plane::config::DEFAULT_CONFIG_FILE),
+                        false,
+                    ),
+                };
+                let l = Layered::build(
+                    Some(&file),
+                    required,
+                    |n| std::env::var(n).ok(),
+                    toml::Table::new(),
+                )
+                .map_err(|e| anyhow::anyhow!(convoy_control_plane::error_chain(&e)))?;
+                format!("https://127.0.0.1:{}", l.config.api_listen.port())
+            }
+        };
+        let ca_path = dir.ca_cert();
+        let ca = std::fs::read_to_string(&ca_path)
+            .with_context(|| format!("reading {}", ca_path.display()))?;
+        let client = convoy_control_plane::client::ApiClient::new(
+            &api,
+            Some(token),
+            &ca,
+            &ca_path.display().to_string(),
+        )?;
+        let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+        let n = rt.block_on(async {
+            let timeout = Duration::from_secs(3600);
+            match &tmp {
+                Some(t) => {
+                    let f = open(t)?;
+                    let mut f = tokio::fs::File::from_std(f);
+                    let n = client.download("/api/v1/backup", &mut f, timeout).await?;
+                    f.sync_all().await.context("syncing the backup")?;
+                    Ok::<_, anyhow::Error>(n)
+                }
+                None => Ok(client
+                    .download("/api/v1/backup", &mut tokio::io::stdout(), timeout)
+                    .await?),
+            }
+        })?;
+        // Check it end to end before calling it a backup.
+        if let Some(t) = &tmp {
+            let scratch = tempdir_near(out)?;
+            let f = std::fs::File::open(t).with_context(|| format!("reading {}", t.display()))?;
+            let r = convoy_control_plane::backup::restore(
+                std::io::BufReader::new(f),
+                &DataDir::new(scratch.join("check")),
+                false,
+            );
+            let _ = std::fs::remove_dir_all(&scratch);
+            r.map_err(|e| {
+                anyhow::anyhow!(
+                    "the backup from {api} does not verify: {}",
+                    convoy_control_plane::error_chain(&e)
+                )
+            })?;
+        }
+        format!("online backup through {api}: {n} bytes, verified")
+    };
+    if let Some(t) = &tmp {
+        std::fs::rename(t, out).with_context(|| format!("renaming to {}", out.display()))?;
+        eprintln!("{summary} -> {}", out.display());
+    } else {
+        eprintln!("{summary}");
     }
     Ok(())
+}
+
+/// A private scratch dir next to `path` (same filesystem, no /tmp needed).
+fn tempdir_near(path: &Path) -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = parent.join(format!(".convoy-backup-check-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
