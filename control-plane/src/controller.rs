@@ -752,6 +752,21 @@ impl GatewayHooks for Controller {
         }
     }
 
+    async fn revoked_attempt(&self, host: &str, peer: &str) {
+        self.audit.record(crate::audit::AuditEntry {
+            who: host.to_owned(),
+            kind: "revoked_connect".into(),
+            host: host.to_owned(),
+            message: format!("revoked host tried to connect from {peer}"),
+            ..Default::default()
+        });
+        self.raise(AlertEvent::RevokedHostConnect {
+            fleet: self.fleet.clone(),
+            host: host.to_owned(),
+            peer: peer.to_owned(),
+        });
+    }
+
     async fn connected(&self, host: &str, connected: bool) {
         if connected {
             self.stats.connects.fetch_add(1, Ordering::Relaxed);

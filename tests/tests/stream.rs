@@ -503,6 +503,17 @@ async fn revoke_closes_the_live_stream_within_a_second_and_refuses_the_cert() {
     // Reconnect with the same certificate: refused.
     let err = open_stream(&cp, &dir).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
+    // The attempt is in the audit log (and raises revoked_host_connect).
+    let audit = cp
+        .api
+        .request(
+            hyper::Method::GET,
+            "/api/v1/events?kind=revoked_connect",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit[0]["host"], "web-9", "{audit:#}");
     // The hosts list says so.
     let hosts = cp
         .api

@@ -46,6 +46,8 @@ pub trait GatewayHooks: Send + Sync + 'static {
     async fn telemetry(&self, host: &str, batch: convoy_shared::proto::TelemetryBatch);
     /// The host's stream opened / closed.
     async fn connected(&self, host: &str, connected: bool);
+    /// A revoked host's certificate was presented (and refused).
+    async fn revoked_attempt(&self, _host: &str, _peer: &str) {}
 }
 
 /// Commands a session task accepts from the rest of the control plane.

@@ -196,6 +196,20 @@ impl AgentService for AgentApi {
             Ok(id) => id,
             Err(e) => {
                 tracing::warn!(peer = ?peer.as_ref().and_then(|p| p.addr), reason = e.message(), "stream refused");
+                if e.code() == tonic::Code::PermissionDenied
+                    && let Some(h) = self.gw.hooks()
+                    && let Some(id) = peer
+                        .as_ref()
+                        .and_then(|p| p.client_cert.as_ref())
+                        .and_then(|der| convoy_pki::host_identity(der, self.gw.fleet()).ok())
+                {
+                    let addr = peer
+                        .as_ref()
+                        .and_then(|p| p.addr)
+                        .map(|a| a.to_string())
+                        .unwrap_or_default();
+                    h.revoked_attempt(&id.host, &addr).await;
+                }
                 return Err(e);
             }
         };
