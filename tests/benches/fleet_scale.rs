@@ -118,7 +118,10 @@ impl AgentHooks for SimHooks {
     }
 
     fn ack(&self, ids: &[String]) {
-        self.rec.slot(self.i).pending.retain(|r| !ids.contains(&r.id));
+        self.rec
+            .slot(self.i)
+            .pending
+            .retain(|r| !ids.contains(&r.id));
     }
 
     fn desired_revision(&self) -> String {
@@ -356,7 +359,8 @@ fn enroll_offline(data: &Path, agents: &Path, server: &str, n: usize) -> Result<
                         write_mode(&dir.key(), key.as_bytes(), 0o600)?;
                         write_mode(&dir.cert(), signed.cert_pem.as_bytes(), 0o644)?;
                         write_mode(&dir.ca(), ca_pem.as_bytes(), 0o644)?;
-                        let enr = serde_json::json!({"server": server, "host": host, "fleet": FLEET});
+                        let enr =
+                            serde_json::json!({"server": server, "host": host, "fleet": FLEET});
                         write_mode(&dir.enrollment(), enr.to_string().as_bytes(), 0o644)?;
                         out.push((host, signed));
                     }
@@ -550,7 +554,11 @@ fn run_one(n: usize, o: &Opts) -> Result<Row> {
     })?;
     row.connect_s = t_connect.elapsed().as_secs_f64();
     eprintln!("[N={n}] all connected in {:.2}s", row.connect_s);
-    let first_rollout = cp.log.lock().map(|l| l.accepted[0].1.clone()).unwrap_or_default();
+    let first_rollout = cp
+        .log
+        .lock()
+        .map(|l| l.accepted[0].1.clone())
+        .unwrap_or_default();
     let t_done = cp.wait_log("the first rollout", Duration::from_secs(900), |l| {
         l.completed
             .iter()
@@ -590,14 +598,20 @@ fn run_one(n: usize, o: &Opts) -> Result<Row> {
         let t = cp.wait_log("the second commit", Duration::from_secs(120), |l| {
             l.accepted.get(1).map(|a| a.0)
         })?;
-        let id = cp.log.lock().map(|l| l.accepted[1].1.clone()).unwrap_or_default();
+        let id = cp
+            .log
+            .lock()
+            .map(|l| l.accepted[1].1.clone())
+            .unwrap_or_default();
         (t, id)
     };
     row.detect_s = t_acc.duration_since(t_commit).as_secs_f64();
     // The new revision: whatever arrives after the commit.
-    wait_until("the new desired state everywhere", Duration::from_secs(900), || {
-        rec.count_since(t_commit, None) >= n
-    })?;
+    wait_until(
+        "the new desired state everywhere",
+        Duration::from_secs(900),
+        || rec.count_since(t_commit, None) >= n,
+    )?;
     let firsts = rec.first_since(t_commit, None);
     let mut lat: Vec<f64> = firsts
         .iter()
@@ -623,9 +637,11 @@ fn run_one(n: usize, o: &Opts) -> Result<Row> {
     let t_kill = Instant::now();
     row.stop_s = cp.stop()?.as_secs_f64();
     let mut cp = Cp::start(&o.cp_bin, &data, &config, &log_path)?;
-    let t_up = cp.wait_log("the restarted control plane", Duration::from_secs(120), |l| {
-        l.running
-    })?;
+    let t_up = cp.wait_log(
+        "the restarted control plane",
+        Duration::from_secs(120),
+        |l| l.running,
+    )?;
     wait_until("all agents reconnected", Duration::from_secs(900), || {
         rec.count_since(t_kill + Duration::from_millis(1), None) >= n
     })?;
@@ -652,7 +668,10 @@ fn run_one(n: usize, o: &Opts) -> Result<Row> {
     rt.shutdown_timeout(Duration::from_secs(5));
     let lines = cp.log.lock().map(|l| l.lines).unwrap_or(0);
     cp.stop()?;
-    eprintln!("[N={n}] control plane log: {lines} lines after restart, in {}", log_path.display());
+    eprintln!(
+        "[N={n}] control plane log: {lines} lines after restart, in {}",
+        log_path.display()
+    );
     if std::env::var_os("CONVOY_BENCH_KEEP").is_some() {
         let _ = work.keep();
     }
@@ -661,7 +680,10 @@ fn run_one(n: usize, o: &Opts) -> Result<Row> {
 
 fn print_table(rows: &[Row]) {
     println!();
-    println!("Convoy scale bench (one control plane process; agents simulated in one process; {} cores)", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "Convoy scale bench (one control plane process; agents simulated in one process; {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!(
         "{:>6} | {:>9} | {:>9} | {:>7} | {:>17} | {:>9} | {:>9} | {:>9} | {:>8} | {:>9} | {:>10}",
         "agents",
@@ -695,7 +717,9 @@ fn print_table(rows: &[Row]) {
         );
     }
     println!();
-    println!("goals (10k agents, 2 cores): fan-out p99 <= 1000 ms, <= 64 KiB RSS per agent, full reconnect <= 60 s");
+    println!(
+        "goals (10k agents, 2 cores): fan-out p99 <= 1000 ms, <= 64 KiB RSS per agent, full reconnect <= 60 s"
+    );
     for r in rows {
         println!(
             "{:>6} agents: fan-out p99 {:.2}x goal, RSS/agent {:.2}x goal, reconnect {:.2}x goal (ratio <= 1 meets it); bench process CPU while idle {:.1}%, control plane stop took {:.2}s, reconnect after serving {:.2}s",
@@ -708,10 +732,18 @@ fn print_table(rows: &[Row]) {
             r.reconnect_from_up_s
         );
     }
-    println!("connect: start of N agents until each got Welcome + its desired state; detect: git commit until the control plane logs \"commit accepted\" (poll 1s);");
-    println!("fan-out: from \"commit accepted\" until each agent holds the new desired state; rollout: \"commit accepted\" until RolloutCompleted;");
-    println!("KiB/agt: (RSS with N connected - RSS before any agent) / N; CPU idle: control plane utime+stime over the idle window (heartbeat 15s, no telemetry);");
-    println!("reconnect: SIGTERM until every agent holds its desired state again from the new process (backoff base 500ms, cap 60s).");
+    println!(
+        "connect: start of N agents until each got Welcome + its desired state; detect: git commit until the control plane logs \"commit accepted\" (poll 1s);"
+    );
+    println!(
+        "fan-out: from \"commit accepted\" until each agent holds the new desired state; rollout: \"commit accepted\" until RolloutCompleted;"
+    );
+    println!(
+        "KiB/agt: (RSS with N connected - RSS before any agent) / N; CPU idle: control plane utime+stime over the idle window (heartbeat 15s, no telemetry);"
+    );
+    println!(
+        "reconnect: SIGTERM until every agent holds its desired state again from the new process (backoff base 500ms, cap 60s)."
+    );
 }
 
 fn main() -> Result<()> {
@@ -731,7 +763,10 @@ fn main() -> Result<()> {
             "--idle-secs" => o.idle_secs = args.next().context("--idle-secs S")?.parse()?,
             "--state-dir" => o.state_dir = args.next().context("--state-dir DIR")?.into(),
             "--bench" => {}
-            s => ns.push(s.parse::<usize>().with_context(|| format!("not a count: {s}"))?),
+            s => ns.push(
+                s.parse::<usize>()
+                    .with_context(|| format!("not a count: {s}"))?,
+            ),
         }
     }
     if ns.is_empty() {
