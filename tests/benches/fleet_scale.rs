@@ -16,6 +16,9 @@
 //! Not part of `cargo test` (bench target, `test = false`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// std::thread::sleep runs on the bench's main thread and the log reader
+// thread, never on a tokio worker (the agents run on their own runtime).
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
