@@ -298,7 +298,7 @@ impl Controller {
                 _ = stop.changed() => break,
                 _ = tick.tick() => {
                     let me = self.clone();
-                    let res = tokio::task::spawn_blocking(move || me.engine.input(&Input::Tick, now_ms())).await;
+                    let res = tokio::task::spawn_blocking(move || me.engine.feed(&Input::Tick, now_ms())).await;
                     if let Ok(Err(e)) = res {
                         tracing::error!(error = %crate::error_chain(&e), "rollout tick failed");
                     }
@@ -778,7 +778,7 @@ impl GatewayHooks for Controller {
 impl Controller {
     async fn input(&self, input: Input) {
         let engine = self.engine.clone();
-        let res = tokio::task::spawn_blocking(move || engine.input(&input, now_ms())).await;
+        let res = tokio::task::spawn_blocking(move || engine.feed(&input, now_ms())).await;
         match res {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %crate::error_chain(&e), "rollout input failed"),

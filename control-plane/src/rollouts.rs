@@ -12,11 +12,25 @@
 //!   every commit that renders the same state);
 //! - `host_desired`: host → [`HostDesired`] (what the host should run now);
 //! - `commits`: commit id → [`CommitRecord`] (accepted or rejected, problems);
-//! - `rollouts`: rollout id → [`Rollout`];
+//! - `rollouts`: rollout id → the rollout's header (a [`Rollout`] whose
+//!   `hosts` and `history` are empty; records written before the split hold
+//!   the whole rollout and are still read);
+//! - `rollout_hosts`: `<rollout id>/<host>` → [`HostRollout`];
+//! - `rollout_history`: `<rollout id>/<index, u64 BE>` → [`HistoryEntry`];
 //! - `meta`: `current_rollout`, `last_good_commit`, `rollout_seq`.
+//!
+//! Scale: the current rollout is kept in memory (one engine per store), and
+//! a step writes only its header, the hosts whose phase changed and the new
+//! history entries, in one sled transaction; a 10k-host rollout no longer
+//! re-serialises every host on every report. The flush that makes a step
+//! durable runs after the engine lock is released and is shared by every
+//! step written meanwhile ([`crate::store::GroupFlush`]); a step's actions
+//! still run only once its own writes are flushed.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sled::Transactional;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +39,10 @@ use convoy_shared::repo::Repo;
 use convoy_shared::source::Diagnostic;
 
 use crate::rollout::{
-    Action, DEFAULT_MARGIN_MS, HostPhase, Input, PlannedHost, Rollout, RolloutStatus, WaveState,
-    step,
+    Action, DEFAULT_MARGIN_MS, HistoryEntry, HostPhase, HostRollout, Input, PlannedHost, Rollout,
+    RolloutStatus, WaveState, step,
 };
+use crate::store::GroupFlush;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -91,12 +106,58 @@ struct Inner {
     host_desired: sled::Tree,
     commits: sled::Tree,
     rollouts: sled::Tree,
+    rollout_hosts: sled::Tree,
+    rollout_history: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
     outlet: Arc<dyn Outlet>,
-    /// One step at a time (sled persists, this orders).
-    lock: Mutex<()>,
+    /// One step at a time (sled persists, this orders); holds the current
+    /// rollout.
+    lock: Mutex<Cached>,
+    flusher: GroupFlush,
     margin_ms: u64,
+}
+
+/// The current rollout as last persisted.
+#[derive(Default)]
+struct Cached {
+    loaded: bool,
+    current: Option<Arc<Rollout>>,
+    /// Loaded from a record that holds the whole rollout: the next write
+    /// writes every host.
+    write_all: bool,
+}
+
+/// What a persisted step still has to do once it is flushed.
+struct Effects {
+    rollout: Arc<Rollout>,
+    deliveries: Vec<(String, HostDesired)>,
+    events: Vec<Action>,
+    written: u64,
+}
+
+/// A rollout's header as stored: everything but hosts and history.
+#[derive(Serialize)]
+struct HeaderRef<'a> {
+    id: &'a str,
+    commit: &'a str,
+    created_ms: u64,
+    on_failure: &'a convoy_shared::fleet::OnFailure,
+    waves: &'a [WaveState],
+    current_wave: usize,
+    hosts: BTreeMap<String, HostRollout>,
+    status: &'a RolloutStatus,
+    history: &'a [HistoryEntry],
+}
+
+fn host_key(id: &str, host: &str) -> Vec<u8> {
+    format!("{id}/{host}").into_bytes()
+}
+
+fn history_key(id: &str, index: usize) -> Vec<u8> {
+    let mut k = format!("{id}/").into_bytes();
+    k.extend_from_slice(&(index as u64).to_be_bytes());
+    k
 }
 
 impl std::fmt::Debug for Engine {
@@ -142,10 +203,13 @@ impl Engine {
                 host_desired: t("host_desired")?,
                 commits: t("commits")?,
                 rollouts: t("rollouts")?,
+                rollout_hosts: t("rollout_hosts")?,
+                rollout_history: t("rollout_history")?,
                 meta: t("meta")?,
                 db: db.clone(),
                 outlet,
-                lock: Mutex::new(()),
+                lock: Mutex::new(Cached::default()),
+                flusher: GroupFlush::default(),
                 margin_ms: DEFAULT_MARGIN_MS,
             }),
         })
@@ -182,30 +246,72 @@ impl Engine {
     }
 
     pub fn current_rollout(&self) -> Result<Option<Rollout>, EngineError> {
-        match self.meta_str("current_rollout")? {
-            Some(id) => self.rollout(&id),
-            None => Ok(None),
+        let mut c = self.locked();
+        Ok(self.current_locked(&mut c)?.map(|r| (*r).clone()))
+    }
+
+    fn locked(&self) -> MutexGuard<'_, Cached> {
+        self.inner.lock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current rollout, loaded from sled on first use.
+    fn current_locked(&self, c: &mut Cached) -> Result<Option<Arc<Rollout>>, EngineError> {
+        if !c.loaded {
+            let loaded = match self.meta_str("current_rollout")? {
+                Some(id) => self.load(&id)?,
+                None => None,
+            };
+            c.write_all = loaded.as_ref().is_some_and(|(_, whole)| *whole);
+            c.current = loaded.map(|(r, _)| Arc::new(r));
+            c.loaded = true;
         }
+        Ok(c.current.clone())
     }
 
     pub fn rollout(&self, id: &str) -> Result<Option<Rollout>, EngineError> {
-        get_json(&self.inner.rollouts, "rollouts", id)
+        Ok(self.load(id)?.map(|(r, _)| r))
+    }
+
+    /// Reads a rollout: its header plus its host and history records.
+    /// The flag: the header held the whole rollout (written before the
+    /// split).
+    fn load(&self, id: &str) -> Result<Option<(Rollout, bool)>, EngineError> {
+        let Some(mut r): Option<Rollout> = get_json(&self.inner.rollouts, "rollouts", id)? else {
+            return Ok(None);
+        };
+        let whole = !r.hosts.is_empty();
+        let prefix = format!("{id}/");
+        for kv in self.inner.rollout_hosts.scan_prefix(prefix.as_bytes()) {
+            let (k, v) = kv.map_err(store("reading rollout hosts"))?;
+            let host = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            let h: HostRollout =
+                serde_json::from_slice(&v).map_err(|source| EngineError::Corrupt {
+                    tree: "rollout_hosts",
+                    key: format!("{id}/{host}"),
+                    source,
+                })?;
+            r.hosts.insert(host, h);
+        }
+        for kv in self.inner.rollout_history.scan_prefix(prefix.as_bytes()) {
+            let (_, v) = kv.map_err(store("reading rollout history"))?;
+            let e: HistoryEntry =
+                serde_json::from_slice(&v).map_err(|source| EngineError::Corrupt {
+                    tree: "rollout_history",
+                    key: id.to_owned(),
+                    source,
+                })?;
+            r.history.push(e);
+        }
+        Ok(Some((r, whole)))
     }
 
     /// Rollouts, newest first.
     pub fn rollouts(&self, limit: usize) -> Result<Vec<Rollout>, EngineError> {
         let mut out = Vec::new();
         for item in self.inner.rollouts.iter().rev() {
-            let (k, v) = item.map_err(store("listing rollouts"))?;
-            match serde_json::from_slice::<Rollout>(&v) {
-                Ok(r) => out.push(r),
-                Err(source) => {
-                    return Err(EngineError::Corrupt {
-                        tree: "rollouts",
-                        key: String::from_utf8_lossy(&k).into_owned(),
-                        source,
-                    });
-                }
+            let (k, _) = item.map_err(store("listing rollouts"))?;
+            if let Some((r, _)) = self.load(&String::from_utf8_lossy(&k))? {
+                out.push(r);
             }
             if out.len() >= limit {
                 break;
@@ -237,7 +343,7 @@ impl Engine {
         problems: Vec<Diagnostic>,
         now_ms: u64,
     ) -> Result<bool, EngineError> {
-        let _g = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = self.locked();
         if self.commit(commit)?.is_some() {
             return Ok(false);
         }
@@ -264,7 +370,7 @@ impl Engine {
         repo: &Repo,
         now_ms: u64,
     ) -> Result<Option<String>, EngineError> {
-        let _g = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = self.locked();
         if self.commit(commit)?.is_some() {
             return Ok(None);
         }
@@ -327,10 +433,16 @@ impl Engine {
             hosts,
         );
         // Supersede the running rollout first (persisted), then start ours.
-        if let Some(cur) = self.current_rollout()?
+        let mut effects = Vec::new();
+        if let Some(cur) = self.current_locked(&mut c)?
             && !cur.status.is_final()
         {
-            self.apply_locked(&cur, &Input::Supersede { by: id.clone() }, now_ms)?;
+            effects.extend(self.apply_locked(
+                &mut c,
+                &cur,
+                &Input::Supersede { by: id.clone() },
+                now_ms,
+            )?);
         }
         let rec = CommitRecord {
             id: commit.to_owned(),
@@ -351,22 +463,47 @@ impl Engine {
             .meta
             .insert("current_rollout", id.as_bytes())
             .map_err(store("recording the current rollout"))?;
-        self.inner
-            .rollouts
-            .insert(id.as_bytes(), to_json(&rollout))
-            .map_err(store("storing the rollout"))?;
+        self.persist(None, &rollout)?;
         self.flush()?;
-        self.apply_locked(&rollout, &Input::Tick, now_ms)?;
+        let rollout = Arc::new(rollout);
+        c.current = Some(rollout.clone());
+        c.write_all = false;
+        effects.extend(self.apply_locked(&mut c, &rollout, &Input::Tick, now_ms)?);
+        drop(c);
+        for e in effects {
+            self.perform(e)?;
+        }
         Ok(Some(id))
     }
 
-    /// Feeds one input to the current rollout.
+    /// Feeds one input to the current rollout; returns the rollout after it.
     pub fn input(&self, input: &Input, now_ms: u64) -> Result<Option<Rollout>, EngineError> {
-        let _g = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(cur) = self.current_rollout()? else {
+        self.step_current(input, now_ms)
+            .map(|r| r.map(|r| (*r).clone()))
+    }
+
+    /// [`Engine::input`] without a copy of the rollout (a 10k-host rollout
+    /// is large): what the controller calls for every report.
+    pub fn feed(&self, input: &Input, now_ms: u64) -> Result<(), EngineError> {
+        self.step_current(input, now_ms).map(|_| ())
+    }
+
+    fn step_current(
+        &self,
+        input: &Input,
+        now_ms: u64,
+    ) -> Result<Option<Arc<Rollout>>, EngineError> {
+        let mut c = self.locked();
+        let Some(cur) = self.current_locked(&mut c)? else {
             return Ok(None);
         };
-        self.apply_locked(&cur, input, now_ms).map(Some)
+        let effects = self.apply_locked(&mut c, &cur, input, now_ms)?;
+        let now = c.current.clone();
+        drop(c);
+        if let Some(e) = effects {
+            self.perform(e)?;
+        }
+        Ok(now)
     }
 
     /// `convoy promote`.
@@ -378,8 +515,8 @@ impl Engine {
     /// After a restart: re-deliver what hosts in flight should have (the
     /// gateway dedups by generation), then tick.
     pub fn resume(&self, now_ms: u64) -> Result<(), EngineError> {
-        let _g = self.inner.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(cur) = self.current_rollout()? else {
+        let mut c = self.locked();
+        let Some(cur) = self.current_locked(&mut c)? else {
             return Ok(());
         };
         for (host, h) in &cur.hosts {
@@ -391,7 +528,11 @@ impl Engine {
                 self.inner.outlet.deliver(host, &d, &json);
             }
         }
-        self.apply_locked(&cur, &Input::Tick, now_ms)?;
+        let effects = self.apply_locked(&mut c, &cur, &Input::Tick, now_ms)?;
+        drop(c);
+        if let Some(e) = effects {
+            self.perform(e)?;
+        }
         Ok(())
     }
 
@@ -399,16 +540,19 @@ impl Engine {
         self.inner.db.flush().map_err(store("flushing")).map(|_| ())
     }
 
-    /// Steps, persists (state + host assignments, flushed), then acts.
+    /// Steps and writes the result (host assignments, then the rollout),
+    /// not yet flushed; updates the cached current rollout. The returned
+    /// effects must go through [`Engine::perform`] (which flushes first).
     fn apply_locked(
         &self,
-        cur: &Rollout,
+        c: &mut Cached,
+        cur: &Arc<Rollout>,
         input: &Input,
         now_ms: u64,
-    ) -> Result<Rollout, EngineError> {
+    ) -> Result<Option<Effects>, EngineError> {
         let (next, actions) = step(cur, input, now_ms);
-        if next == *cur && actions.is_empty() {
-            return Ok(next);
+        if actions.is_empty() && next == **cur {
+            return Ok(None);
         }
         // Assignments first, so a crash after persisting the rollout never
         // leaves a Sent host without its desired state.
@@ -438,12 +582,85 @@ impl Engine {
                 .map_err(store("assigning a desired state"))?;
             deliveries.push((host.clone(), d));
         }
+        let same_rollout = cur.id == next.id && !c.write_all;
+        self.persist(same_rollout.then_some(&**cur), &next)?;
+        let written = self.inner.flusher.wrote();
+        let next = Arc::new(next);
+        if c.current.as_ref().is_some_and(|r| r.id == next.id) {
+            c.current = Some(next.clone());
+            c.write_all = false;
+        }
+        let events = actions
+            .into_iter()
+            .filter(|a| matches!(a, Action::Event { .. }))
+            .collect();
+        Ok(Some(Effects {
+            rollout: next,
+            deliveries,
+            events,
+            written,
+        }))
+    }
+
+    /// Writes `next` in one transaction: its header, the hosts that differ
+    /// from `prev` (all of them without `prev`) and the history entries
+    /// past `prev`'s.
+    fn persist(&self, prev: Option<&Rollout>, next: &Rollout) -> Result<(), EngineError> {
+        let id = next.id.as_str();
+        let mut hosts = sled::Batch::default();
+        for (name, h) in &next.hosts {
+            if prev.and_then(|p| p.hosts.get(name)) != Some(h) {
+                hosts.insert(host_key(id, name), to_json(h));
+            }
+        }
+        let mut history = sled::Batch::default();
+        let from = prev.map_or(0, |p| p.history.len().min(next.history.len()));
+        for (i, e) in next.history.iter().enumerate().skip(from) {
+            history.insert(history_key(id, i), to_json(e));
+        }
+        let header = to_json(&HeaderRef {
+            id,
+            commit: &next.commit,
+            created_ms: next.created_ms,
+            on_failure: &next.on_failure,
+            waves: &next.waves,
+            current_wave: next.current_wave,
+            hosts: BTreeMap::new(),
+            status: &next.status,
+            history: &[],
+        });
+        let inner = &self.inner;
+        (
+            &inner.rollouts,
+            &inner.rollout_hosts,
+            &inner.rollout_history,
+        )
+            .transaction(|(r, h, e)| {
+                h.apply_batch(&hosts)?;
+                e.apply_batch(&history)?;
+                r.insert(id.as_bytes(), header.as_slice())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(source) => EngineError::Store {
+                    context: "persisting the rollout".into(),
+                    source,
+                },
+                sled::transaction::TransactionError::Abort(()) => EngineError::Store {
+                    context: "persisting the rollout".into(),
+                    source: sled::Error::ReportableBug("transaction aborted".into()),
+                },
+            })
+    }
+
+    /// Makes a step durable (one flush shared with every step written
+    /// meanwhile), then delivers and reports what it decided.
+    fn perform(&self, e: Effects) -> Result<(), EngineError> {
         self.inner
-            .rollouts
-            .insert(next.id.as_bytes(), to_json(&next))
-            .map_err(store("persisting the rollout"))?;
-        self.flush()?;
-        for (host, d) in deliveries {
+            .flusher
+            .flush_to(&self.inner.db, e.written)
+            .map_err(store("flushing"))?;
+        for (host, d) in e.deliveries {
             if let Some(json) = self
                 .inner
                 .states
@@ -453,12 +670,10 @@ impl Engine {
                 self.inner.outlet.deliver(&host, &d, &json);
             }
         }
-        for a in &actions {
-            if let Action::Event { .. } = a {
-                self.inner.outlet.event(&next, a);
-            }
+        for a in &e.events {
+            self.inner.outlet.event(&e.rollout, a);
         }
-        Ok(next)
+        Ok(())
     }
 }
 

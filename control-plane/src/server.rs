@@ -85,16 +85,6 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let gw = gateway.clone();
-    let rx = stop_rx.clone();
-    let agent_task = tokio::spawn(async move {
-        if let Err(e) =
-            crate::gateway::tls::serve_agents(gw, agent_listener, Arc::new(agent_tls), stopped(rx))
-                .await
-        {
-            tracing::error!(error = %crate::error_chain(&e), "agent gateway failed");
-        }
-    });
     // Alerts and the controller (git sync, rollouts, telemetry) share the
     // store's database.
     let alerts = match &cfg.alerts {
@@ -119,6 +109,18 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
     )
     .map_err(ServerError::Config)?;
     let ctl_task = tokio::spawn(controller.clone().run(stop_rx.clone()));
+    // Agents are served only once the controller is plugged into the
+    // gateway: a stream opened earlier would get no desired state on connect.
+    let gw = gateway.clone();
+    let rx = stop_rx.clone();
+    let agent_task = tokio::spawn(async move {
+        if let Err(e) =
+            crate::gateway::tls::serve_agents(gw, agent_listener, Arc::new(agent_tls), stopped(rx))
+                .await
+        {
+            tracing::error!(error = %crate::error_chain(&e), "agent gateway failed");
+        }
+    });
     let alerts_task = alerts.map(|a| {
         let rx = stop_rx.clone();
         tokio::spawn(async move { a.run(stopped(rx)).await })
