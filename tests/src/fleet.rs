@@ -137,6 +137,11 @@ impl Proc {
             .context("spawning a daemon")?;
         Ok(Proc { child: Some(child) })
     }
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// `kill -9` and reap.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
