@@ -819,7 +819,20 @@ async fn pending_alerts_survive_a_restart() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(sink.reqs().is_empty());
 
-    let db = sled::open(&path).unwrap();
+    // sled's background flusher lets go of the file lock a moment after
+    // the old handle is dropped: retry briefly, as a restarted process would
+    // simply not see it.
+    let t0 = std::time::Instant::now();
+    let db = loop {
+        match sled::open(&path) {
+            Ok(db) => break db,
+            Err(e) if t0.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopening the outbox: {e}"),
+        }
+    };
     let run = start(db, cfg);
     // Re-raising an alert that is still open after the restart is a duplicate.
     assert!(matches!(

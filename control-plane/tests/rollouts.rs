@@ -45,6 +45,23 @@ impl Recorder {
     }
 }
 
+/// Opens the store again after the previous handle was dropped. sled's own
+/// background flusher lets go of the file lock a moment after the drop (a
+/// restarted process would not see the lock at all), so retry briefly.
+fn reopen(path: &Path) -> sled::Db {
+    let start = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("reopening the store: {e}"),
+        }
+    }
+}
+
 fn example() -> convoy_shared::repo::Repo {
     load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet")).unwrap()
 }
@@ -78,7 +95,7 @@ fn walks_the_example_fleet_and_survives_restarts() {
         id
         // Dropped here: like a kill, nothing else persisted.
     };
-    let db = sled::open(dir.path()).unwrap();
+    let db = reopen(dir.path());
     let engine = Engine::open(&db, rec.clone()).unwrap();
     let cur = engine.current_rollout().unwrap().unwrap();
     assert_eq!(cur.id, id);
