@@ -170,13 +170,11 @@ impl ApiClient {
         Ok(value)
     }
 
-    async fn send(
+    /// One HTTPS/1.1 connection to the API (each request opens its own:
+    /// the CLI makes one or a few).
+    async fn connect(
         &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-        accept: &'static str,
-    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
+    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
         let addr = format!("{}:{}", self.host, self.port);
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -190,13 +188,24 @@ impl ApiClient {
             .connect(name, tcp)
             .await
             .map_err(|source| ClientError::Connect { addr, source })?;
-        let (mut sender, conn) =
+        let (sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
                 .map_err(|e| ClientError::Http(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        Ok(sender)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        accept: &'static str,
+    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
+        let mut sender = self.connect().await?;
         let mut req = Request::builder()
             .method(method)
             .uri(path)
@@ -248,26 +257,7 @@ impl ApiClient {
         out: &mut (impl tokio::io::AsyncWrite + Unpin),
     ) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
-        let addr = format!("{}:{}", self.host, self.port);
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|_| ClientError::BadUrl(self.host.clone()))?;
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|source| ClientError::Connect { addr, source })?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = self.connect().await?;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(path)
