@@ -335,17 +335,7 @@ async fn create_token(
     }))
 }
 
-/// One row of `GET /api/v1/hosts`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct HostView {
-    pub name: String,
-    pub labels: BTreeMap<String, String>,
-    pub connected: bool,
-    pub last_seen_unix: u64,
-    pub cert_serial: String,
-    pub cert_not_after_unix: u64,
-    pub revoked: bool,
-}
+pub use convoy_shared::api::HostView;
 
 async fn list_hosts(
     State(state): State<ApiState>,
@@ -685,7 +675,7 @@ async fn promote(
     let live = state.gw.sessions_info();
     let r = blocking(move || {
         ctl.engine()
-            .promote(crate::controller::now_ms())
+            .promote(convoy_kit::clock::now_ms())
             .map_err(|e| match e {
                 crate::rollouts::EngineError::NoRollout => {
                     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout to promote")
@@ -735,7 +725,7 @@ async fn stop_rollout(
     };
     let r = blocking(move || {
         ctl.engine()
-            .input(&input, crate::controller::now_ms())
+            .input(&input, convoy_kit::clock::now_ms())
             .map_err(engine_err)?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout"))
     })

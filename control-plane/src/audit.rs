@@ -69,7 +69,7 @@ impl AuditLog {
         };
         e.seq = seq;
         if e.at_unix_ms == 0 {
-            e.at_unix_ms = crate::controller::now_ms();
+            e.at_unix_ms = convoy_kit::clock::now_ms();
         }
         let bytes = match serde_json::to_vec(&e) {
             Ok(b) => b,

@@ -66,7 +66,7 @@ pub enum ConfigError {
     #[error("{field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("configuration")]
-    Layer(#[from] convoy_shared::layers::LayerError),
+    Layer(#[from] convoy_kit::layers::LayerError),
     #[error("{origin}: {source}")]
     Merged {
         origin: String,
@@ -244,7 +244,7 @@ impl Layered {
         env: impl Fn(&str) -> Option<String>,
         flags: toml::Table,
     ) -> Result<Layered, ConfigError> {
-        use convoy_shared::layers;
+        use convoy_kit::layers;
         let mut table = defaults_table();
         let mut origin = "defaults".to_string();
         if let Some(p) = file
@@ -270,7 +270,7 @@ impl Layered {
     /// The effective configuration as TOML, secrets redacted.
     pub fn redacted_toml(&self) -> String {
         let mut t = self.table.clone();
-        convoy_shared::layers::redact(&mut t, SECRET_PATHS);
+        convoy_kit::layers::redact(&mut t, SECRET_PATHS);
         t.to_string()
     }
 }

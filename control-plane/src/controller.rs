@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
@@ -163,12 +163,7 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+pub use convoy_kit::clock::now_ms;
 
 /// The engine needs a place to send things before the controller exists.
 struct LateOutlet(std::sync::OnceLock<std::sync::Weak<Controller>>);

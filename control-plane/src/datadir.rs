@@ -6,9 +6,8 @@
 //! | `server.pem` (leaf + CA), `server-key.pem` (0600) | the TLS server certificate for both ports |
 //! | `state/` | the sled store |
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -168,13 +167,5 @@ pub fn load(dir: &DataDir) -> Result<Loaded, DataDirError> {
 
 /// Writes a new file with `mode` (created with it: never briefly readable).
 pub fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<(), DataDirError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io("creating", path))?;
-    f.write_all(data).map_err(io("writing", path))?;
-    f.sync_all().map_err(io("syncing", path))?;
-    Ok(())
+    convoy_kit::fsx::write_new(path, data, mode).map_err(io("writing", path))
 }

@@ -29,15 +29,4 @@ pub mod telemetry;
 pub mod validate;
 pub mod webhook;
 
-/// `err: cause: cause...` for logs (each error's Display holds only its
-/// own part).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub use convoy_kit::error_chain;

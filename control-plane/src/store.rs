@@ -182,28 +182,12 @@ impl Store {
         let db = sled::open(path).map_err(sled_err("open"))?;
         let tree = |name: &'static str| db.open_tree(name).map_err(sled_err("open tree"));
         let meta = tree("meta")?;
-        match meta
-            .get(STORE_FORMAT_KEY)
-            .map_err(sled_err("read format"))?
-        {
-            // Stores from before the key existed are format 1.
-            None => {
-                meta.insert(STORE_FORMAT_KEY, STORE_FORMAT.to_string().as_bytes())
-                    .map_err(sled_err("write format"))?;
+        convoy_kit::format::check(&meta, STORE_FORMAT_KEY, STORE_FORMAT).map_err(|e| match e {
+            convoy_kit::format::FormatError::TooNew { found, supported } => {
+                StoreError::FormatTooNew { found, supported }
             }
-            Some(v) => {
-                let found = std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .unwrap_or(u32::MAX);
-                if found > STORE_FORMAT {
-                    return Err(StoreError::FormatTooNew {
-                        found,
-                        supported: STORE_FORMAT,
-                    });
-                }
-            }
-        }
+            convoy_kit::format::FormatError::Db(e) => sled_err("format")(e),
+        })?;
         Ok(Store {
             meta,
             hosts: tree("hosts")?,

@@ -156,26 +156,16 @@ impl Journal {
                 path: path.to_path_buf(),
                 source,
             })?;
-        match db.get(FORMAT_KEY).map_err(db_err("format"))? {
-            // Journals from before the key existed are format 1.
-            None => {
-                db.insert(FORMAT_KEY, JOURNAL_FORMAT.to_string().as_bytes())
-                    .map_err(db_err("format"))?;
-            }
-            Some(v) => {
-                let found = std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok())
-                    .unwrap_or(u32::MAX);
-                if found > JOURNAL_FORMAT {
-                    return Err(JournalError::FormatTooNew {
-                        path: path.to_path_buf(),
-                        found,
-                        supported: JOURNAL_FORMAT,
-                    });
+        convoy_kit::format::check(&db, FORMAT_KEY, JOURNAL_FORMAT).map_err(|e| match e {
+            convoy_kit::format::FormatError::TooNew { found, supported } => {
+                JournalError::FormatTooNew {
+                    path: path.to_path_buf(),
+                    found,
+                    supported,
                 }
             }
-        }
+            convoy_kit::format::FormatError::Db(e) => db_err("format")(e),
+        })?;
         let tree = |name: &'static str| db.open_tree(name).map_err(db_err(name));
         Ok(Self {
             desired: tree("desired")?,

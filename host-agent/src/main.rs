@@ -309,7 +309,7 @@ struct Daemon {
 }
 
 fn layered(file: &std::path::Path, required: bool, flags: toml::Table) -> anyhow::Result<Daemon> {
-    use convoy_shared::layers;
+    use convoy_kit::layers;
     let mut table = defaults_table();
     if required || file.exists() {
         let t = layers::load_file(file)?;
@@ -353,7 +353,7 @@ async fn connect_docker(
     stop: &mut tokio::sync::watch::Receiver<bool>,
     watchdog: Option<Duration>,
 ) -> anyhow::Result<Option<BollardRuntime>> {
-    use convoy_shared::sd_notify;
+    use convoy_kit::sd_notify;
     let mut announced = false;
     loop {
         match BollardRuntime::connect().await {
@@ -432,7 +432,7 @@ async fn start_telemetry(cfg: &AgentConfig, runtime: Arc<BollardRuntime>) -> Arc
 /// STOPPING=1 on SIGTERM, then the current apply step finishes or parks
 /// and the journal is flushed. Containers keep running.
 async fn run(d: Daemon) -> anyhow::Result<()> {
-    use convoy_shared::sd_notify;
+    use convoy_kit::sd_notify;
     let data_dir = d.data_dir;
     let watchdog = sd_notify::watchdog_interval();
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

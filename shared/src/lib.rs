@@ -6,13 +6,12 @@
 //! the daemons own behaviour (see DESIGN.md "Types in shared, behaviour
 //! elsewhere").
 
+pub mod api;
 pub mod compose;
 pub mod duration;
 pub mod fleet;
-pub mod layers;
 pub mod limits;
 pub mod proto;
 pub mod render;
 pub mod repo;
-pub mod sd_notify;
 pub mod source;

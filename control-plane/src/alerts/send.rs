@@ -2,8 +2,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
-
 use super::payload::{Rendered, truncate_chars};
 
 /// Longest `Retry-After` we honour (a broken server must not park alerts
@@ -88,16 +86,7 @@ async fn read_body_prefix(mut resp: reqwest::Response, max: usize) -> Vec<u8> {
     out
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
+use convoy_kit::error_chain;
 
 /// `Retry-After: <seconds>` or `Retry-After: <HTTP-date>` (RFC 9110 §10.2.3).
 pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
@@ -120,9 +109,8 @@ fn telegram_retry_after(body: &[u8]) -> Option<Duration> {
 /// Exponential backoff with full jitter: uniform in
 /// `[0, min(cap, base * 2^(attempts-1))]`, at least 1 ms.
 pub fn backoff(attempts: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempts.saturating_sub(1).min(30));
-    let ceil = exp.min(cap).as_millis().max(1) as u64;
-    Duration::from_millis(rand::rng().random_range(1..=ceil))
+    convoy_kit::backoff::full_jitter(attempts.saturating_sub(1), base, cap, &mut rand::rng())
+        .max(Duration::from_millis(1))
 }
 
 /// A token bucket (in memory: a restart refills it, which is fine).

@@ -272,7 +272,7 @@ async fn serve(
     data_dir: PathBuf,
     cfg: convoy_control_plane::config::RunConfig,
 ) -> anyhow::Result<()> {
-    use convoy_shared::sd_notify;
+    use convoy_kit::sd_notify;
     let server = convoy_control_plane::server::start(&DataDir::new(&data_dir), &cfg)
         .await
         .with_context(|| format!("starting from {}", data_dir.display()))?;

@@ -6,7 +6,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::StreamError;
-use super::backoff::{DEFAULT_BASE, DEFAULT_CAP, STABLE_AFTER};
+
+/// Reconnect backoff defaults from DESIGN.md: 500 ms base, 60 s cap.
+pub const DEFAULT_BASE: Duration = Duration::from_millis(500);
+pub const DEFAULT_CAP: Duration = Duration::from_secs(60);
+/// A connection that stayed up (welcomed) this long resets the backoff.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,9 +7,8 @@
 //! of its lifetime (the new certificate is used from the next connection),
 //! desired states handed to [`AgentHooks::on_desired`]. Whenever the stream
 //! breaks it reconnects after an exponential, fully jittered delay
-//! ([`backoff`]), reset once a connection has been stable.
+//! ([`convoy_kit::backoff`]), reset once a connection has been stable.
 
-pub mod backoff;
 pub mod config;
 mod enroll;
 mod facts;
@@ -24,8 +23,8 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::sync::watch;
 
-pub use backoff::Backoff;
 pub use config::AgentConfig;
+pub use convoy_kit::backoff::Backoff;
 pub use enroll::{Enrolled, enroll};
 pub use files::{AgentDir, Enrollment};
 pub use hooks::{AgentHooks, FileHooks};
@@ -79,17 +78,7 @@ impl StreamError {
     }
 }
 
-/// `err: cause: cause` for one-line logs.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+pub(crate) use convoy_kit::error_chain as chain;
 
 /// The long-running stream client.
 pub struct Agent<H: AgentHooks> {

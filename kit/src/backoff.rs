@@ -1,18 +1,13 @@
-//! Reconnect delays: exponential backoff with full jitter (AWS
-//! architecture blog, "Exponential Backoff And Jitter"): the n-th retry
-//! waits a uniformly random time in `[0, min(cap, base * 2^n)]`, so a
-//! fleet that lost its control plane at the same instant does not come
-//! back in lockstep.
+//! Retry delays: exponential backoff with full jitter (AWS architecture
+//! blog, "Exponential Backoff And Jitter"): retry number `n` (0-based)
+//! waits a uniformly random time in `[0, min(cap, base * 2^n)]`, so a fleet
+//! that lost its control plane at the same instant does not come back in
+//! lockstep, and a sink that is down is not hammered. The agent's reconnect
+//! loop and the control plane's alert outbox both use it.
 
 use std::time::Duration;
 
 use rand::Rng;
-
-/// Defaults from DESIGN.md: 500 ms base, 60 s cap.
-pub const DEFAULT_BASE: Duration = Duration::from_millis(500);
-pub const DEFAULT_CAP: Duration = Duration::from_secs(60);
-/// A connection that stayed up (welcomed) this long resets the backoff.
-pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The upper bound of the n-th delay: `min(cap, base * 2^attempt)`.
 pub fn ceiling(attempt: u32, base: Duration, cap: Duration) -> Duration {
@@ -32,7 +27,7 @@ pub fn full_jitter<R: Rng + ?Sized>(
     Duration::from_nanos(rng.random_range(0..=nanos))
 }
 
-/// Backoff state across reconnect attempts.
+/// Backoff state across attempts.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     base: Duration,
@@ -56,7 +51,7 @@ impl Backoff {
         d
     }
 
-    /// After a stable connection.
+    /// After a success (a stable connection, a delivery).
     pub fn reset(&mut self) {
         self.attempt = 0;
     }
@@ -71,6 +66,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::SeedableRng;
+
+    const DEFAULT_BASE: Duration = Duration::from_millis(500);
+    const DEFAULT_CAP: Duration = Duration::from_secs(60);
 
     #[test]
     fn ceilings_grow_then_cap() {
