@@ -1,21 +1,13 @@
 //! HTTPS client for the operator API, used by the `convoy` CLI.
 //!
-//! hyper (HTTP/1.1) over tokio-rustls, both already in the dependency tree
-//! through tonic and the API server: reqwest would add a second HTTP stack
-//! and its own rustls/provider feature matrix for the three requests the
-//! CLI makes. One connection per request; the CLI is short-lived.
+//! reqwest over rustls through [`convoy_kit::https::client`], which trusts
+//! only the fleet CA given. Every request is bounded in time (30 s, connect
+//! included) and its answer in size (16 MiB).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode, Uri};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use reqwest::{Method, StatusCode};
 use thiserror::Error;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 /// Largest answer the CLI reads (a host list of thousands fits easily).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
@@ -26,18 +18,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ClientError {
     #[error("invalid API URL {0:?}: use https://HOST:PORT")]
     BadUrl(String),
-    #[error("CA certificate {path}: {detail}")]
-    Ca { path: String, detail: String },
+    #[error("CA certificate {path}")]
+    Ca {
+        path: String,
+        #[source]
+        source: convoy_kit::https::CaError,
+    },
     #[error("connecting to {addr}")]
     Connect {
         addr: String,
         #[source]
-        source: std::io::Error,
+        source: reqwest::Error,
     },
-    #[error("HTTP: {0}")]
-    Http(String),
+    #[error("HTTP")]
+    Http(#[source] reqwest::Error),
     #[error("request timed out after 30s")]
     Timeout,
+    #[error("answer larger than {MAX_ANSWER} bytes")]
+    TooLarge,
     #[error("{status}: {message}")]
     Api { status: StatusCode, message: String },
     #[error("decoding the answer: {0}")]
@@ -47,17 +45,15 @@ pub enum ClientError {
 /// An API client.
 #[derive(Clone)]
 pub struct ApiClient {
-    host: String,
-    port: u16,
+    base: reqwest::Url,
     token: Option<String>,
-    tls: Arc<rustls::ClientConfig>,
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("base", &self.base.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -71,46 +67,19 @@ impl ApiClient {
         ca_pem: &str,
         ca_path: &str,
     ) -> Result<ApiClient, ClientError> {
-        let uri: Uri = base
-            .parse()
-            .map_err(|_| ClientError::BadUrl(base.to_owned()))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(ClientError::BadUrl(base.to_owned()));
+        let bad = || ClientError::BadUrl(base.to_owned());
+        let url = reqwest::Url::parse(base).map_err(|_| bad())?;
+        if url.scheme() != "https" || url.host_str().is_none() {
+            return Err(bad());
         }
-        let host = uri
-            .host()
-            .ok_or_else(|| ClientError::BadUrl(base.to_owned()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let port = uri.port_u16().unwrap_or(443);
-        let ca_err = |detail: String| ClientError::Ca {
+        let http = convoy_kit::https::client(ca_pem).map_err(|source| ClientError::Ca {
             path: ca_path.to_owned(),
-            detail,
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        let mut n = 0;
-        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            let c = c.map_err(|e| ca_err(e.to_string()))?;
-            roots.add(c).map_err(|e| ca_err(e.to_string()))?;
-            n += 1;
-        }
-        if n == 0 {
-            return Err(ca_err("no CERTIFICATE block".into()));
-        }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Http(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            source,
+        })?;
         Ok(ApiClient {
-            host,
-            port,
+            base: url,
             token,
-            tls: Arc::new(tls),
+            http,
         })
     }
 
@@ -121,81 +90,30 @@ impl ApiClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, ClientError> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.request_inner(method, path, body))
-            .await
-            .map_err(|_| ClientError::Timeout)?
-    }
-
-    /// `GET path` for a text answer (`/metrics`); a non-success status is
-    /// an error.
-    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
-        let (status, body) = tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            self.send(Method::GET, path, None, "text/plain"),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout)??;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| {
-                    v.pointer("/error/message")
-                        .and_then(|m| m.as_str())
-                        .map(str::to_owned)
-                })
-                .unwrap_or_else(|| "request failed".to_owned());
-            return Err(ClientError::Api { status, message });
-        }
-        String::from_utf8(body.to_vec()).map_err(|e| ClientError::Decode(e.to_string()))
-    }
-
-    async fn request_inner(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value, ClientError> {
         let (status, body) = self.send(method, path, body, "application/json").await?;
         let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             ClientError::Decode(format!("{status}: {e}: {}", String::from_utf8_lossy(&body)))
         })?;
         if !status.is_success() {
-            let message = value
-                .pointer("/error/message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("request failed")
-                .to_owned();
-            return Err(ClientError::Api { status, message });
+            return Err(ClientError::Api {
+                status,
+                message: api_message(&value),
+            });
         }
         Ok(value)
     }
 
-    /// One HTTPS/1.1 connection to the API (each request opens its own:
-    /// the CLI makes one or a few).
-    async fn connect(
-        &self,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError> {
-        let addr = format!("{}:{}", self.host, self.port);
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| ClientError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let name = ServerName::try_from(self.host.clone())
-            .map_err(|_| ClientError::BadUrl(self.host.clone()))?;
-        let tls = TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|source| ClientError::Connect { addr, source })?;
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+    /// `GET path` for a text answer (`/metrics`); a non-success status is
+    /// an error.
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let (status, body) = self.send(Method::GET, path, None, "text/plain").await?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<serde_json::Value>(&body)
+                .map(|v| api_message(&v))
+                .unwrap_or_else(|_| "request failed".to_owned());
+            return Err(ClientError::Api { status, message });
+        }
+        String::from_utf8(body).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
     async fn send(
@@ -204,101 +122,56 @@ impl ApiClient {
         path: &str,
         body: Option<serde_json::Value>,
         accept: &'static str,
-    ) -> Result<(hyper::StatusCode, Bytes), ClientError> {
-        let mut sender = self.connect().await?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-            .header(hyper::header::ACCEPT, accept);
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|_| ClientError::BadUrl(format!("{}{path}", self.base)))?;
+        let mut req = self
+            .http
+            .request(method, url)
+            .timeout(REQUEST_TIMEOUT)
+            .header(reqwest::header::ACCEPT, accept);
         if let Some(t) = &self.token {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+            req = req.bearer_auth(t);
         }
-        let bytes = match &body {
-            Some(b) => {
-                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(b).map_err(|e| ClientError::Decode(e.to_string()))?)
-            }
-            None => Bytes::new(),
-        };
-        let req = req
-            .body(Full::new(bytes))
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let mut resp = req.send().await.map_err(|e| self.error(e))?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?
-            .to_bytes();
-        Ok((status, body))
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.error(e))? {
+            if out.len() + chunk.len() > MAX_ANSWER {
+                return Err(ClientError::TooLarge);
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok((status, out))
     }
 
-    /// `POST path` and streams the (binary) answer into `out`; for
-    /// `POST /api/v1/backup`. Returns the number of bytes written. Bounded
-    /// only by the time limit `timeout`, not by size: backups are large.
-    pub async fn download(
-        &self,
-        path: &str,
-        out: &mut (impl tokio::io::AsyncWrite + Unpin),
-        timeout: Duration,
-    ) -> Result<u64, ClientError> {
-        tokio::time::timeout(timeout, self.download_inner(path, out))
-            .await
-            .map_err(|_| ClientError::Timeout)?
-    }
-
-    async fn download_inner(
-        &self,
-        path: &str,
-        out: &mut (impl tokio::io::AsyncWrite + Unpin),
-    ) -> Result<u64, ClientError> {
-        use tokio::io::AsyncWriteExt;
-        let mut sender = self.connect().await?;
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port));
-        if let Some(t) = &self.token {
-            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        let req = req
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ClientError::Http(e.to_string()))?;
-        let status = resp.status();
-        let mut body = resp.into_body();
-        if !status.is_success() {
-            let bytes = Limited::new(body, MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| ClientError::Http(e.to_string()))?
-                .to_bytes();
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "request failed".into());
-            return Err(ClientError::Api { status, message });
-        }
-        let mut n = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| ClientError::Http(e.to_string()))?;
-            if let Some(data) = frame.data_ref() {
-                out.write_all(data)
-                    .await
-                    .map_err(|e| ClientError::Http(format!("writing the answer: {e}")))?;
-                n += data.len() as u64;
+    fn error(&self, e: reqwest::Error) -> ClientError {
+        if e.is_timeout() {
+            ClientError::Timeout
+        } else if e.is_connect() {
+            ClientError::Connect {
+                addr: format!(
+                    "{}:{}",
+                    self.base.host_str().unwrap_or("?"),
+                    self.base.port_or_known_default().unwrap_or(443)
+                ),
+                source: e,
             }
+        } else {
+            ClientError::Http(e)
         }
-        out.flush()
-            .await
-            .map_err(|e| ClientError::Http(format!("writing the answer: {e}")))?;
-        Ok(n)
     }
+}
+
+/// The message of the API's error body (`{"error": {"message": ...}}`).
+fn api_message(v: &serde_json::Value) -> String {
+    v.pointer("/error/message")
+        .and_then(|m| m.as_str())
+        .unwrap_or("request failed")
+        .to_owned()
 }

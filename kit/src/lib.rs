@@ -2,7 +2,9 @@
 //! types or parsing (those live in `convoy-shared`): reading the clock,
 //! formatting an error chain, retry backoff, writing files atomically with
 //! their mode, the on-disk format-version stamp, layered configuration
-//! (defaults < file < env < flags) and the systemd notify protocol.
+//! (defaults < file < env < flags), the systemd notify protocol and the
+//! HTTPS client (trusting only the fleet CA) that operator tools use to
+//! reach the API.
 //!
 //! Each module is one concern with no state of its own beyond what the
 //! caller holds, so a daemon wires them where it does I/O and its pure
@@ -13,6 +15,7 @@ pub mod clock;
 pub mod error;
 pub mod format;
 pub mod fsx;
+pub mod https;
 pub mod layers;
 pub mod sd_notify;
 

@@ -407,12 +407,13 @@ fn backup(
         let ca_path = dir.ca_cert();
         let ca = std::fs::read_to_string(&ca_path)
             .with_context(|| format!("reading {}", ca_path.display()))?;
-        let client = convoy_control_plane::client::ApiClient::new(
-            &api,
-            Some(token),
-            &ca,
-            &ca_path.display().to_string(),
-        )?;
+        let http = convoy_kit::https::client(&ca).map_err(|e| {
+            anyhow::anyhow!(
+                "CA certificate {}: {}",
+                ca_path.display(),
+                convoy_control_plane::error_chain(&e)
+            )
+        })?;
         let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
         let n = rt.block_on(async {
             let timeout = Duration::from_secs(3600);
@@ -420,13 +421,11 @@ fn backup(
                 Some(t) => {
                     let f = open(t)?;
                     let mut f = tokio::fs::File::from_std(f);
-                    let n = client.download("/api/v1/backup", &mut f, timeout).await?;
+                    let n = download(&http, &api, &token, &mut f, timeout).await?;
                     f.sync_all().await.context("syncing the backup")?;
                     Ok::<_, anyhow::Error>(n)
                 }
-                None => Ok(client
-                    .download("/api/v1/backup", &mut tokio::io::stdout(), timeout)
-                    .await?),
+                None => download(&http, &api, &token, &mut tokio::io::stdout(), timeout).await,
             }
         })?;
         // Check it end to end before calling it a backup.
@@ -455,6 +454,63 @@ fn backup(
         eprintln!("{summary}");
     }
     Ok(())
+}
+
+/// `POST {api}/api/v1/backup` and streams the (binary) answer into `out`;
+/// returns the number of bytes written. Bounded by `timeout`, not by size:
+/// backups are large.
+async fn download(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+    out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    timeout: Duration,
+) -> anyhow::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let url = format!("{}/api/v1/backup", api.trim_end_matches('/'));
+    let fail = |e: reqwest::Error| {
+        if e.is_timeout() {
+            anyhow::anyhow!(
+                "downloading from {api}: timed out after {}s",
+                timeout.as_secs()
+            )
+        } else {
+            anyhow::anyhow!(
+                "downloading from {api}: {}",
+                convoy_control_plane::error_chain(&e)
+            )
+        }
+    };
+    let mut resp = http
+        .post(&url)
+        .bearer_auth(token)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(fail)?;
+    let status = resp.status();
+    if !status.is_success() {
+        // An error answer is a small JSON body; read at most 64 KiB of it.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(fail)? {
+            body.extend_from_slice(&chunk);
+            if body.len() > 64 * 1024 {
+                break;
+            }
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "request failed".into());
+        anyhow::bail!("{status}: {message}");
+    }
+    let mut n = 0u64;
+    while let Some(chunk) = resp.chunk().await.map_err(fail)? {
+        out.write_all(&chunk).await.context("writing the backup")?;
+        n += chunk.len() as u64;
+    }
+    out.flush().await.context("writing the backup")?;
+    Ok(n)
 }
 
 /// A private scratch dir next to `path` (same filesystem, no /tmp needed).
