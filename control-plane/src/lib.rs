@@ -1,7 +1,7 @@
 //! The Convoy control plane: agent gateway (gRPC over mTLS), enrollment, git
 //! sync and webhooks, per-host rendering, the rollout engine, fleet state in
-//! sled, the operator HTTP API, /metrics and the alert outbox; plus the
-//! operator CLI `convoy`.
+//! sled, the operator HTTP API, /metrics and the alert outbox. (The
+//! operator CLI `convoy` is its own crate, `cli/`.)
 //!
 //! Today's tasks in `run` (see [`server::run`]): the agent gateway
 //! ([`gateway`], gRPC over our own rustls acceptor) and the operator API
@@ -12,21 +12,17 @@ pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod backup;
-pub mod client;
 pub mod config;
 pub mod controller;
 pub mod datadir;
 pub mod gateway;
 pub mod git;
-pub mod hostview;
 pub mod logging;
-pub mod quickstart;
 pub mod rollout;
 pub mod rollouts;
 pub mod server;
 pub mod store;
 pub mod telemetry;
-pub mod validate;
 pub mod webhook;
 
 pub use convoy_kit::error_chain;

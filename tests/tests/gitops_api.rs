@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use convoy_control_plane::client::ApiClient;
+use convoy_cli::client::ApiClient;
 use convoy_control_plane::config::RunConfig;
 use convoy_control_plane::controller::GitConfig;
 use convoy_control_plane::datadir::{self, DataDir};

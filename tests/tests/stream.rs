@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use convoy_control_plane::client::ApiClient;
+use convoy_cli::client::ApiClient;
 use convoy_control_plane::config::RunConfig;
 use convoy_control_plane::datadir::{self, DataDir};
 use convoy_control_plane::server::{self, Server};
@@ -693,6 +693,6 @@ async fn api_scopes_and_json_errors() {
         stranger
             .request(hyper::Method::GET, "/api/v1/hosts", None)
             .await,
-        Err(convoy_control_plane::client::ClientError::Connect { .. })
+        Err(convoy_cli::client::ClientError::Connect { .. })
     ));
 }

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use convoy_cli::client::{ApiClient, ClientError};
 use convoy_control_plane::alerts::AlertsConfig;
-use convoy_control_plane::client::{ApiClient, ClientError};
 use convoy_control_plane::config::RunConfig;
 use convoy_control_plane::datadir::{self, DataDir};
 use convoy_control_plane::server::{self, Server};
@@ -323,7 +323,7 @@ async fn fake_gpus_reach_the_api_metrics_cli_and_alerts() {
     assert_eq!(h.last().unwrap()["gpus"][0]["utilization_gpu_percent"], 37);
 
     // --- convoy host's text.
-    let text = convoy_control_plane::hostview::host_text(&v);
+    let text = convoy_cli::hostview::host_text(&v);
     assert!(text.contains("host gpu-box (connected)"), "{text}");
     assert!(
         text.contains("NVIDIA Fake A100") && text.contains("NVIDIA Fake L4"),

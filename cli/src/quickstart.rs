@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use reqwest::Method;
 use tokio::process::{Child, Command};
 
 use crate::client::ApiClient;
@@ -221,10 +222,7 @@ fn spawn(name: &'static str, bin: &Path, args: &[&str], log: &Path) -> anyhow::R
 async fn wait_api(client: &ApiClient, deadline: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        match client
-            .request(hyper::Method::GET, "/api/v1/status", None)
-            .await
-        {
+        match client.request(Method::GET, "/api/v1/status", None).await {
             Ok(_) => return Ok(()),
             Err(e) if start.elapsed() > deadline => {
                 return Err(e).context("the control plane's API did not come up");
@@ -276,7 +274,8 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .map(str::trim)
             .context("init printed no admin token")?
             .to_owned();
-        crate::datadir::write_file(&token_file, token.as_bytes(), 0o600)?;
+        convoy_kit::fsx::write_new(&token_file, token.as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", token_file.display()))?;
     }
     let token = std::fs::read_to_string(&token_file)
         .with_context(|| format!("reading {}", token_file.display()))?
@@ -320,7 +319,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         println!("• enrolling this machine as host `local`");
         let v = client
             .request(
-                hyper::Method::POST,
+                Method::POST,
                 "/api/v1/tokens",
                 Some(serde_json::json!({"host": "local", "labels": {"env": "dev"}, "ttl": "10m"})),
             )
@@ -367,7 +366,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(700)).await;
         let Ok(v) = client
-            .request(hyper::Method::GET, "/api/v1/rollouts/current", None)
+            .request(Method::GET, "/api/v1/rollouts/current", None)
             .await
         else {
             continue;

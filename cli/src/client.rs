@@ -24,12 +24,11 @@ pub enum ClientError {
         #[source]
         source: convoy_kit::https::CaError,
     },
-    #[error("connecting to {addr}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// TCP or TLS failed; `cause` is the innermost error (`Connection
+    /// refused`, `invalid peer certificate: UnknownIssuer`), not reqwest's
+    /// whole chain of wrappers.
+    #[error("connecting to {addr}: {cause}")]
+    Connect { addr: String, cause: String },
     #[error("HTTP")]
     Http(#[source] reqwest::Error),
     #[error("request timed out after 30s")]
@@ -160,12 +159,21 @@ impl ApiClient {
                     self.base.host_str().unwrap_or("?"),
                     self.base.port_or_known_default().unwrap_or(443)
                 ),
-                source: e,
+                cause: innermost(&e),
             }
         } else {
             ClientError::Http(e)
         }
     }
+}
+
+/// The last error of a source chain, as text.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// The message of the API's error body (`{"error": {"message": ...}}`).
@@ -174,4 +182,28 @@ fn api_message(v: &serde_json::Value) -> String {
         .and_then(|m| m.as_str())
         .unwrap_or("request failed")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_urls_with_a_host_are_accepted() {
+        for bad in ["http://127.0.0.1:8443", "127.0.0.1:8443", "https://", ""] {
+            assert!(
+                matches!(
+                    ApiClient::new(bad, None, "", "ca.pem"),
+                    Err(ClientError::BadUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+        // A good URL with an unusable CA names the CA file.
+        let e = ApiClient::new("https://127.0.0.1:8443", None, "", "ca.pem").unwrap_err();
+        assert!(
+            matches!(e, ClientError::Ca { ref path, .. } if path == "ca.pem"),
+            "{e}"
+        );
+    }
 }

@@ -1,0 +1,88 @@
+//! `convoy tokens create`, `hosts`, `host NAME`, `revoke HOST`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use reqwest::Method;
+
+use convoy_shared::api::HostView;
+
+use crate::client::ApiClient;
+use crate::{hostview, tables};
+
+/// `POST /api/v1/tokens`; prints the one-time join token.
+pub async fn create_token(
+    client: &ApiClient,
+    json: bool,
+    host: &str,
+    labels: &[String],
+    ttl: &str,
+) -> anyhow::Result<()> {
+    let mut map = BTreeMap::new();
+    for l in labels.iter().filter(|l| !l.is_empty()) {
+        let (k, v) = l
+            .split_once('=')
+            .with_context(|| format!("label {l:?}: expected k=v"))?;
+        map.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    let body = serde_json::json!({"host": host, "labels": map, "ttl": ttl});
+    let v = client
+        .request(Method::POST, "/api/v1/tokens", Some(body))
+        .await?;
+    if json {
+        println!("{v}");
+    } else {
+        let token = v
+            .get("token")
+            .and_then(|t| t.as_str())
+            .context("answer has no token")?;
+        println!("{token}");
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/hosts`.
+pub async fn list(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let v = client.request(Method::GET, "/api/v1/hosts", None).await?;
+    if json {
+        println!("{v}");
+    } else {
+        let hosts: Vec<HostView> = serde_json::from_value(v)?;
+        tables::print_hosts(&hosts);
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/hosts/{name}/telemetry`.
+pub async fn show(client: &ApiClient, json: bool, name: &str) -> anyhow::Result<()> {
+    let v = client
+        .request(
+            Method::GET,
+            &format!("/api/v1/hosts/{name}/telemetry"),
+            None,
+        )
+        .await?;
+    if json {
+        println!("{v}");
+    } else {
+        print!("{}", hostview::host_text(&v));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/hosts/{host}/revoke`.
+pub async fn revoke(client: &ApiClient, json: bool, host: &str) -> anyhow::Result<()> {
+    let v = client
+        .request(Method::POST, &format!("/api/v1/hosts/{host}/revoke"), None)
+        .await?;
+    if json {
+        println!("{v}");
+    } else {
+        let closed = v.get("stream_closed").and_then(|c| c.as_bool()) == Some(true);
+        println!(
+            "revoked {host}{}",
+            if closed { " (live stream closed)" } else { "" }
+        );
+    }
+    Ok(())
+}
