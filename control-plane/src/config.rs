@@ -256,9 +256,7 @@ impl Layered {
             layers::merge(&mut table, t);
             origin = p.display().to_string();
         }
-        let mut over = toml::Table::new();
-        layers::apply_env(&mut over, ENV_KEYS, env)?;
-        layers::merge(&mut over, flags);
+        let over = layers::overrides(ENV_KEYS, env, flags)?;
         if !over.is_empty() {
             origin.push_str(" + environment/flags");
         }

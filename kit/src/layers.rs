@@ -11,7 +11,7 @@
 //! never mistaken for configuration. A value that parses as a TOML value
 //! (`true`, `30`, `["a"]`) is taken as that; anything else is a string.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use toml::{Table, Value};
@@ -111,6 +111,51 @@ pub fn apply_env(
     Ok(applied)
 }
 
+/// The command-line layer: only the flags that were given, as string
+/// values, so a flag left out never hides the file or the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Flags(Table);
+
+impl Flags {
+    pub fn new() -> Flags {
+        Flags::default()
+    }
+
+    /// Sets `key` to `value` if the flag was given.
+    pub fn set(mut self, key: &str, value: Option<impl std::fmt::Display>) -> Flags {
+        if let Some(v) = value {
+            self.0.insert(key.to_owned(), Value::String(v.to_string()));
+        }
+        self
+    }
+
+    pub fn into_table(self) -> Table {
+        self.0
+    }
+}
+
+/// The layers above the file, as one table: `CONVOY_*` variables for
+/// `keys` (read through `lookup`), then `flags` on top.
+pub fn overrides(
+    keys: &[&str],
+    lookup: impl Fn(&str) -> Option<String>,
+    flags: Table,
+) -> Result<Table, LayerError> {
+    let mut over = Table::new();
+    apply_env(&mut over, keys, lookup)?;
+    merge(&mut over, flags);
+    Ok(over)
+}
+
+/// Which config file to read and whether it must exist: the one given on
+/// the command line (missing = an error), else `default` if it is there.
+pub fn config_file(given: Option<PathBuf>, default: &str) -> (PathBuf, bool) {
+    match given {
+        Some(p) => (p, true),
+        None => (PathBuf::from(default), false),
+    }
+}
+
 /// `over` on top of `base`: tables merge recursively, anything else replaces.
 pub fn merge(base: &mut Table, over: Table) {
     for (k, v) in over {
@@ -205,5 +250,36 @@ mod tests {
         assert_eq!(s["alerts"]["sinks"][0]["url"].as_str(), Some(REDACTED));
         assert_eq!(s["alerts"]["sinks"][0]["name"].as_str(), Some("n"));
         assert!(set(&mut s, "git.token.x", Value::Integer(1)).is_err());
+    }
+
+    #[test]
+    fn flags_given_win_over_the_environment_and_absent_ones_do_not() {
+        let flags = Flags::new()
+            .set("api_listen", Some("127.0.0.1:1"))
+            .set("log_level", None::<String>)
+            .set("data_dir", Some(Path::new("/d").display()))
+            .into_table();
+        assert_eq!(flags.len(), 2);
+        let over = overrides(
+            &["api_listen", "log_level"],
+            |n| match n {
+                "CONVOY_API_LISTEN" => Some("0.0.0.0:2".into()),
+                "CONVOY_LOG_LEVEL" => Some("debug".into()),
+                _ => None,
+            },
+            flags,
+        )
+        .unwrap();
+        assert_eq!(over["api_listen"].as_str(), Some("127.0.0.1:1"));
+        assert_eq!(over["log_level"].as_str(), Some("debug"));
+        assert_eq!(over["data_dir"].as_str(), Some("/d"));
+        assert_eq!(
+            config_file(None, "/etc/x.toml"),
+            (PathBuf::from("/etc/x.toml"), false)
+        );
+        assert_eq!(
+            config_file(Some("my.toml".into()), "/etc/x.toml"),
+            (PathBuf::from("my.toml"), true)
+        );
     }
 }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use convoy_control_plane::config::Layered;
+use convoy_control_plane::config::{DEFAULT_CONFIG_FILE, Layered};
 use convoy_control_plane::datadir::DataDir;
 use convoy_control_plane::logging::{self, LogFormat};
+use convoy_kit::layers;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,30 +165,20 @@ fn main() -> anyhow::Result<()> {
             log_level,
             print_config,
         } => {
-            let mut flags = toml::Table::new();
-            let mut flag = |k: &str, v: Option<String>| {
-                if let Some(v) = v {
-                    flags.insert(k.into(), toml::Value::String(v));
-                }
-            };
-            flag("data_dir", data_dir.map(|d| d.display().to_string()));
-            flag("agent_listen", agent_listen.map(|a| a.to_string()));
-            flag("api_listen", api_listen.map(|a| a.to_string()));
-            flag("log_level", log_level);
-            flag(
-                "log_format",
-                cli.log_format.map(|f| match f {
-                    LogFormat::Text => "text".into(),
-                    LogFormat::Json => "json".into(),
-                }),
-            );
-            let (file, required) = match config {
-                Some(p) => (p, true),
-                None => (
-                    PathBuf::from(convoy_control_plane::config::DEFAULT_CONFIG_FILE),
-                    false,
-                ),
-            };
+            let flags = layers::Flags::new()
+                .set("data_dir", data_dir.map(|d| d.display().to_string()))
+                .set("agent_listen", agent_listen)
+                .set("api_listen", api_listen)
+                .set("log_level", log_level)
+                .set(
+                    "log_format",
+                    cli.log_format.map(|f| match f {
+                        LogFormat::Text => "text",
+                        LogFormat::Json => "json",
+                    }),
+                )
+                .into_table();
+            let (file, required) = layers::config_file(config, DEFAULT_CONFIG_FILE);
             let layered = Layered::build(Some(&file), required, |n| std::env::var(n).ok(), flags)
                 .map_err(|e| anyhow::anyhow!(convoy_control_plane::error_chain(&e)))?;
             if print_config {
@@ -387,13 +378,7 @@ fn backup(
         let api = match api {
             Some(a) => a,
             None => {
-                let (file, required) = match config {
-                    Some(p) => (p, true),
-                    None => (
-                        PathBuf::from(convoy_control_plane::config::DEFAULT_CONFIG_FILE),
-                        false,
-                    ),
-                };
+                let (file, required) = layers::config_file(config, DEFAULT_CONFIG_FILE);
                 let l = Layered::build(
                     Some(&file),
                     required,
