@@ -813,7 +813,7 @@ fn load_stack(
             return None;
         }
     };
-    compose_load::interpolate_tree(&mut tree, &vars, &mut cx);
+    crate::compose::interpolate::interpolate_tree(&mut tree, &vars, &mut cx);
     let files_src = Files {
         src,
         dir: def.path.clone(),

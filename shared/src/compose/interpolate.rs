@@ -3,8 +3,14 @@
 //! `${VAR:?message}`, `${VAR?message}`, `${VAR:+alt}`, `${VAR+alt}`, and `$$`
 //! for a literal `$`. Defaults and alternatives may themselves contain
 //! interpolations. Any other `$` is an error, as in compose.
+//!
+//! [`interpolate_tree`] applies it to every string value of an untyped
+//! compose tree (never to keys), before typed decoding, as compose does.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::source::decode::Cx;
+use crate::source::node::{Node, Pos, Value};
 
 /// Why a string could not be interpolated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,6 +202,53 @@ fn braced(
         "+" if set => arg_value()?,
         _ => String::new(),
     })
+}
+
+/// Interpolates every string value of the tree (never keys).
+pub fn interpolate_tree(node: &mut Node, vars: &dyn Fn(&str) -> Option<String>, cx: &mut Cx<'_>) {
+    let mut unset: BTreeMap<String, Pos> = BTreeMap::new();
+    walk(node, vars, cx, &mut unset);
+    for (name, pos) in unset {
+        cx.warning(
+            pos,
+            format!("variable {name} is not set in the stack's .env; using an empty string"),
+        );
+    }
+}
+
+fn walk(
+    node: &mut Node,
+    vars: &dyn Fn(&str) -> Option<String>,
+    cx: &mut Cx<'_>,
+    unset: &mut BTreeMap<String, Pos>,
+) {
+    match &mut node.value {
+        Value::Str(s) => {
+            if !s.contains('$') {
+                return;
+            }
+            match interpolate(s, vars) {
+                Ok(r) => {
+                    for u in r.unset {
+                        unset.entry(u).or_insert(node.pos);
+                    }
+                    *s = r.value;
+                }
+                Err(e) => cx.error(node.pos, e.to_string()),
+            }
+        }
+        Value::Seq(items) => {
+            for i in items {
+                walk(i, vars, cx, unset);
+            }
+        }
+        Value::Map(entries) => {
+            for (_, v) in entries {
+                walk(v, vars, cx, unset);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
