@@ -1,4 +1,4 @@
-//! Compose file → [`ComposeFile`](super::model::ComposeFile): typed decoding
+//! Compose file → [`ComposeFile`]: typed decoding
 //! of an interpolated tree (see [`super::interpolate::interpolate_tree`]),
 //! collecting every problem with its position instead of stopping at the
 //! first.
@@ -21,7 +21,7 @@
 //! A new service key: a field in `model.rs` and, in the area file it
 //! belongs to, its name in `AREA.keys` and its decoding in `decode`. A new
 //! area: its file, a `mod` line here and one entry in
-//! [`service::AREAS`].
+//! `service::AREAS`.
 
 mod command;
 mod container;

@@ -1,4 +1,4 @@
-//! The compose file's top level → [`ComposeFile`]: `name`, top-level
+//! The compose file's top level → `ComposeFile`: `name`, top-level
 //! `networks` and `volumes`, then each service through the area decoders
 //! of [`super::service`], then the cross-checks of [`super::references`].
 

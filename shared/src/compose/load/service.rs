@@ -2,7 +2,7 @@
 //!
 //! Every supported service key belongs to exactly one area file (`image.rs`,
 //! `ports.rs`, ...), which lists it in its `KEYS` and decodes it in its
-//! `decode`. [`AREAS`] runs them in order; that order is also the order
+//! `decode`. `AREAS` runs them in order; that order is also the order
 //! the keys are listed in an "unknown key" error, and where it matters for
 //! meaning it is compose's (`env_file` before `environment`, in
 //! `environment.rs`). A compose key that no area lists is refused: with
