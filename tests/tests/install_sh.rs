@@ -297,6 +297,6 @@ fn install_sh_passes_shellcheck() {
     let o = Command::new("shellcheck")
         .arg(script())
         .output()
-        .expect("shellcheck is not installed: run .ci/install-deps");
+        .expect("shellcheck is not installed: ./test.sh installs it (.ci/install-deps)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

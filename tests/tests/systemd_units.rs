@@ -41,7 +41,7 @@ fn units_verify_and_stay_hardened() {
             .arg("verify")
             .arg(&path)
             .output()
-            .expect("systemd-analyze is missing: install Debian's systemd (.ci/install-deps)");
+            .expect("systemd-analyze is missing: ./test.sh installs Debian's systemd (.ci/install-deps)");
         assert!(
             out.status.success(),
             "systemd-analyze verify {unit}: {}{}",
