@@ -33,7 +33,7 @@ fn units_verify_and_stay_hardened() {
             assert!(text.contains(needed), "{unit} lacks {needed}");
         }
         let real = binary(bin).unwrap();
-        let text = text.replace(&format!("/usr/local/bin/{bin}"), real.to_str().unwrap());
+        let text = text.replace(&format!("/usr/bin/{bin}"), real.to_str().unwrap());
         let path = dir.path().join(unit);
         std::fs::write(&path, text).unwrap();
 
