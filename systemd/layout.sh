@@ -22,6 +22,12 @@ CONVOY_DOC_ROOT=/usr/share/doc
 #                   root:user when it may hold secrets)
 #   CONVOY_READY    the file that exists once the data dir is initialised
 #                   (the unit's ConditionPathExists=)
+#   CONVOY_SETUP    the command that initialises it. The agent enrolls as
+#                   its own user, into the data dir the package made; the
+#                   control plane's `init` runs as root and makes the data
+#                   dir itself (CONVOY_MAKE_DATA=no: it refuses an existing
+#                   one, so as never to overwrite a fleet CA), and systemd
+#                   hands it to the user on start (StateDirectory=)
 convoy_component() {
   case "$1" in
     agent)
@@ -33,6 +39,8 @@ convoy_component() {
       CONVOY_CONFIG=agent.toml
       CONVOY_CONFIG_MODE=0644
       CONVOY_READY=cert.pem
+      CONVOY_SETUP="sudo -u convoy-agent convoy-agent enroll --data-dir /var/lib/convoy-agent --server cp.example.com:7443 --token cvjt_..."
+      CONVOY_MAKE_DATA=yes
       ;;
     control-plane)
       CONVOY_NAME=convoy-control-plane
@@ -43,6 +51,8 @@ convoy_component() {
       CONVOY_CONFIG=control-plane.toml
       CONVOY_CONFIG_MODE=0640
       CONVOY_READY=ca.pem
+      CONVOY_SETUP="sudo convoy-control-plane init --data-dir /var/lib/convoy --fleet prod --server-name cp.example.com"
+      CONVOY_MAKE_DATA=no
       ;;
     *)
       echo "convoy_component: unknown component $1" >&2
