@@ -215,6 +215,44 @@ fn start_ready(b: &SystemdBox, unit: &str) -> BTreeMap<String, String> {
     s
 }
 
+/// The unit's sandbox is really in place (systemd skips namespacing it
+/// cannot set up in a container, "assuming containerized execution"): in
+/// its own mount namespace `/` is read-only (ProtectSystem=strict) and
+/// `/tmp` its own (PrivateTmp=); where asked, it has its own user namespace
+/// (PrivateUsers=: a uid_map other than PID 1's). Read from files any
+/// process may read (root here lacks CAP_SYS_PTRACE for /proc/PID/ns).
+fn assert_sandboxed(b: &SystemdBox, unit: &str, own_userns: bool) {
+    let pid = b.show(unit, &["MainPID"]).unwrap()["MainPID"].clone();
+    let mounts = |p: &str| {
+        b.sh(&format!("awk '{{print $5, $6}}' /proc/{p}/mountinfo"))
+            .unwrap()
+    };
+    let (mine, init) = (mounts(&pid), mounts("1"));
+    let opts = |m: &str, at: &str| -> Option<String> {
+        m.lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(p, _)| *p == at)
+            .map(|(_, o)| o.to_owned())
+            .last()
+    };
+    assert!(
+        opts(&mine, "/").is_some_and(|o| o.starts_with("ro")),
+        "{unit}: / is not read-only in its namespace:\n{mine}"
+    );
+    assert!(
+        opts(&mine, "/tmp").is_some() && opts(&init, "/tmp").is_none(),
+        "{unit}: no private /tmp:\n{mine}"
+    );
+    let map = |p: &str| b.sh(&format!("cat /proc/{p}/uid_map")).unwrap();
+    assert_eq!(
+        map(&pid) != map("1"),
+        own_userns,
+        "{unit}: uid_map {} vs PID 1's {}",
+        map(&pid),
+        map("1")
+    );
+}
+
 #[test]
 fn debian_packages_install_run_upgrade_and_purge_under_real_systemd() {
     let t_all = Instant::now();
@@ -349,6 +387,7 @@ fn debian_packages_install_run_upgrade_and_purge_under_real_systemd() {
         "convoy\n"
     );
     assert_eq!(cp["NRestarts"], "0");
+    assert_sandboxed(&b, "convoy-control-plane", true);
 
     // --- 4. enroll the agent, start it, the stack rolls out.
     let token = cli(
@@ -365,6 +404,7 @@ fn debian_packages_install_run_upgrade_and_purge_under_real_systemd() {
         .unwrap();
     assert!(out.contains(&format!("enrolled as host {HOST}")), "{out}");
     let agent = start_ready(&b, "convoy-agent");
+    assert_sandboxed(&b, "convoy-agent", false);
     wait_agent_connected(&b);
     assert_eq!(
         b.sh("stat -c %U /var/lib/convoy-agent/key.pem").unwrap(),
@@ -495,6 +535,169 @@ fn debian_packages_install_run_upgrade_and_purge_under_real_systemd() {
     eprintln!(
         "packages under systemd: boot {:.1} s, whole test {:.1} s",
         t_boot.as_secs_f64(),
+        t_all.elapsed().as_secs_f64()
+    );
+}
+
+/// A release directory as a tarball would carry it: binaries, install.sh,
+/// layout.sh, the units, `config/` and the README.
+fn release_dir(dir: &Path, bins: &Path) {
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    for b in ["convoy-agent", "convoy-control-plane", "convoy"] {
+        std::fs::copy(bins.join(b), dir.join(b)).unwrap();
+    }
+    let root = repo_root();
+    for f in [
+        "install.sh",
+        "layout.sh",
+        "convoy-agent.service",
+        "convoy-control-plane.service",
+    ] {
+        std::fs::copy(root.join("systemd").join(f), dir.join(f)).unwrap();
+    }
+    for f in ["agent.toml", "control-plane.toml"] {
+        std::fs::copy(
+            root.join("examples/config").join(f),
+            dir.join("config").join(f),
+        )
+        .unwrap();
+    }
+    std::fs::copy(root.join("README.md"), dir.join("README.md")).unwrap();
+}
+
+#[test]
+fn install_sh_installs_enrolls_upgrades_and_uninstalls_under_real_systemd() {
+    let t_all = Instant::now();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    std::fs::set_permissions(work, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let bins = binary("convoy-agent")
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    release_dir(&work.join("rel1"), &bins);
+    // The next release: a changed agent binary (bytes appended to an ELF
+    // file leave it runnable).
+    release_dir(&work.join("rel2"), &bins);
+    let mut agent2 = std::fs::read(work.join("rel2/convoy-agent")).unwrap();
+    agent2.extend_from_slice(b"\0convoy-upgrade-2");
+    std::fs::write(work.join("rel2/convoy-agent"), &agent2).unwrap();
+
+    let n = nonce();
+    let b = SystemdBox::boot(
+        &format!("convoy-sd-inst-{n:04x}"),
+        &[
+            "-v".into(),
+            "/var/run/docker.sock:/var/run/docker.sock".into(),
+            "-v".into(),
+            format!("{}:/srv/convoy-test:ro", work.display()),
+        ],
+    )
+    .unwrap();
+    b.docker_group().unwrap();
+    // Container-only drop-in (see the module docs).
+    b.sh(
+        "mkdir -p /etc/systemd/system/convoy-control-plane.service.d && \
+         printf '[Service]\\nProtectProc=default\\n' > /etc/systemd/system/convoy-control-plane.service.d/container.conf",
+    )
+    .unwrap();
+
+    // --- 1. the control plane: init, enable, restart; ready on return.
+    let out = b
+        .sh("bash /srv/convoy-test/rel1/install.sh --control-plane --fleet isfleet --server-name 127.0.0.1 2>&1")
+        .unwrap();
+    let admin = out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin API token: "))
+        .unwrap_or_else(|| panic!("no admin token in {out}"))
+        .trim()
+        .to_owned();
+    b.sh(&format!("umask 077; echo {admin} > /root/admin-token"))
+        .unwrap();
+    let s = b
+        .show(
+            "convoy-control-plane",
+            &["Type", "ActiveState", "SubState", "UnitFileState"],
+        )
+        .unwrap();
+    assert_eq!(
+        (s["Type"].as_str(), s["UnitFileState"].as_str()),
+        ("notify", "enabled"),
+        "{s:?}"
+    );
+    assert!(active_running(&s), "{s:?}\n{out}");
+    cli_json(&b, "hosts").unwrap();
+    assert_eq!(
+        b.sh("stat -c '%a %U' /var/lib/convoy /var/lib/convoy/ca-key.pem /usr/bin/convoy-control-plane /usr/lib/systemd/system/convoy-control-plane.service")
+            .unwrap(),
+        "700 convoy\n600 convoy\n755 root\n644 root\n"
+    );
+
+    // --- 2. the agent: enrolled by install.sh as root, handed to its user.
+    let token = cli(&b, &format!("tokens create --host {HOST} --ttl 10m")).unwrap();
+    let out = b
+        .sh(&format!(
+            "bash /srv/convoy-test/rel1/install.sh --agent --server 127.0.0.1:7443 --token {} 2>&1",
+            token.trim()
+        ))
+        .unwrap();
+    assert!(out.contains(&format!("enrolled as host {HOST}")), "{out}");
+    let s = b
+        .show("convoy-agent", &["ActiveState", "SubState", "InvocationID"])
+        .unwrap();
+    assert!(active_running(&s), "{s:?}\n{out}");
+    wait_agent_connected(&b);
+    assert_eq!(
+        b.sh("stat -c %U /var/lib/convoy-agent/key.pem").unwrap(),
+        "convoy-agent\n"
+    );
+
+    // --- 3. re-run: nothing to change, the services restarted and back.
+    let inv1 = s["InvocationID"].clone();
+    let out = b
+        .sh("bash /srv/convoy-test/rel1/install.sh --agent --control-plane 2>&1")
+        .unwrap();
+    assert!(out.contains("already up to date"), "{out}");
+    let s = b
+        .show("convoy-agent", &["ActiveState", "SubState", "InvocationID"])
+        .unwrap();
+    assert!(active_running(&s) && s["InvocationID"] != inv1, "{s:?}");
+    wait_agent_connected(&b);
+
+    // --- 4. upgrade in place: the new binary runs.
+    let inv2 = s["InvocationID"].clone();
+    let out = b
+        .sh("bash /srv/convoy-test/rel2/install.sh --agent 2>&1")
+        .unwrap();
+    assert!(out.contains("installed /usr/bin/convoy-agent"), "{out}");
+    b.sh("cmp /usr/bin/convoy-agent /srv/convoy-test/rel2/convoy-agent")
+        .unwrap();
+    let s = b
+        .show(
+            "convoy-agent",
+            &["ActiveState", "SubState", "InvocationID", "NRestarts"],
+        )
+        .unwrap();
+    assert!(active_running(&s) && s["InvocationID"] != inv2, "{s:?}");
+    assert_eq!(s["NRestarts"], "0");
+    wait_agent_connected(&b);
+
+    // --- 5. uninstall: units and binaries gone, data and config kept.
+    b.sh("bash /srv/convoy-test/rel2/install.sh --uninstall 2>&1")
+        .unwrap();
+    for unit in ["convoy-agent", "convoy-control-plane"] {
+        let s = b.show(unit, &["LoadState", "ActiveState"]).unwrap();
+        assert_eq!(
+            (s["LoadState"].as_str(), s["ActiveState"].as_str()),
+            ("not-found", "inactive"),
+            "{unit}: {s:?}"
+        );
+    }
+    b.sh("test ! -e /usr/bin/convoy-agent && test -f /var/lib/convoy-agent/key.pem && test -f /var/lib/convoy/ca.pem && test -f /etc/convoy/agent.toml")
+        .unwrap();
+    eprintln!(
+        "install.sh under systemd: whole test {:.1} s",
         t_all.elapsed().as_secs_f64()
     );
 }
