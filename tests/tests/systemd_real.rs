@@ -233,7 +233,7 @@ fn assert_sandboxed(b: &SystemdBox, unit: &str, own_userns: bool) {
             .filter_map(|l| l.split_once(' '))
             .filter(|(p, _)| *p == at)
             .map(|(_, o)| o.to_owned())
-            .last()
+            .next_back()
     };
     assert!(
         opts(&mine, "/").is_some_and(|o| o.starts_with("ro")),
