@@ -9,8 +9,11 @@
 //! `--tmpfs /run --tmpfs /run/lock` (systemd wants them writable and
 //! empty), `-v /sys/fs/cgroup:/sys/fs/cgroup:ro` (it finds its own
 //! cgroup there), `--cap-add SYS_ADMIN` (the units' mount and user
-//! namespaces: without it they fail with 226/NAMESPACE or 217/USER) and
-//! `container=docker` in the environment. `--network none`: everything
+//! namespaces: without it systemd silently skips the mount sandbox — a
+//! ProtectSystem=strict service still sees `/` read-write — and
+//! PrivateUsers= fails with 217/USER) and `container=docker` in the
+//! environment. `--privileged` does not start here at all (the sandbox's
+//! runc cannot apply every capability). `--network none`: everything
 //! the tests do is on the container's loopback and the Docker socket.
 
 // Plain threads drive `docker exec` here; no tokio runtime to block.
