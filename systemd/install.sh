@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Convoy installer: binaries, systemd units, users, config and data dirs.
+# Convoy installer: binaries, systemd units, users, config and data dirs —
+# the same layout as the Debian packages (systemd/layout.sh says where).
 #
 #   One command per agent host:
 #     sudo ./install.sh --agent --server cp.example.com:7443 --token cvjt_...
@@ -8,6 +9,7 @@
 #
 # Idempotent: re-running upgrades the binaries and units in place and
 # restarts the services; config files and data dirs are never overwritten.
+# On a host where the Debian package is installed, use the package instead.
 #
 # Options:
 #   --agent / --control-plane  what to install (default: every daemon whose
@@ -40,7 +42,11 @@ purge=0
 
 die() { echo "install.sh: $*" >&2; exit 1; }
 say() { echo "==> $*"; }
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+
+[ -f "$script_dir/layout.sh" ] || die "$script_dir/layout.sh not found (it ships next to this script)"
+# shellcheck source-path=SCRIPTDIR source=layout.sh
+. "$script_dir/layout.sh"
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -71,12 +77,9 @@ if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
   die "run as root (or pass --root DIR to install into a directory)"
 fi
 
-bin_target="$root/usr/local/bin"
-unit_target="$root/etc/systemd/system"
-doc_target="$root/usr/local/share/doc/convoy"
-conf_dir="$root/etc/convoy"
-agent_data="$root/var/lib/convoy-agent"
-cp_data="$root/var/lib/convoy"
+bin_target="$root$CONVOY_BIN_DIR"
+unit_target="$root$CONVOY_UNIT_DIR"
+conf_dir="$root$CONVOY_CONF_DIR"
 
 # In a throwaway root there is no systemd and no user database to change.
 systemctl_() {
@@ -93,35 +96,34 @@ chown_() {
     chown "$@"
   fi
 }
-
-ensure_user() { # name home [extra groups]
-  local name=$1 home=$2 groups=${3:-}
+ensure_user() { # name home [extra group]
   if [ -n "$root" ]; then
-    echo "    (--root: skipping useradd $name)"
-    return
-  fi
-  if getent passwd "$name" >/dev/null; then
-    echo "    user $name exists"
+    echo "    (--root: skipping useradd $1)"
   else
-    useradd --system --user-group --home-dir "$home" --no-create-home \
-      --shell /usr/sbin/nologin --comment "Convoy ($name)" "$name"
-    echo "    created system user $name"
-  fi
-  if [ -n "$groups" ]; then
-    if getent group "$groups" >/dev/null; then
-      usermod -a -G "$groups" "$name"
-    else
-      echo "    warning: group $groups does not exist (is Docker installed?)" >&2
-    fi
+    convoy_ensure_user "$@"
   fi
 }
-
-remove_user() {
-  local name=$1
+data_dir() { # dir user
   if [ -n "$root" ]; then
-    echo "    (--root: skipping userdel $name)"
-  elif getent passwd "$name" >/dev/null; then
-    userdel "$name" && echo "    removed user $name"
+    install -d -m 0700 "$1"
+    echo "    (--root: skipping chown $2 $1)"
+  else
+    convoy_data_dir "$1" "$2"
+  fi
+}
+remove_user() {
+  if [ -n "$root" ]; then
+    echo "    (--root: skipping userdel $1)"
+  elif getent passwd "$1" >/dev/null; then
+    userdel "$1" && echo "    removed user $1"
+  fi
+}
+# The Debian package owns these files there: two installers would fight.
+refuse_if_packaged() {
+  [ -z "$root" ] || return 0
+  command -v dpkg-query >/dev/null || return 0
+  if dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; then
+    die "$1 is installed from its Debian package: upgrade or remove it with apt/dpkg"
   fi
 }
 
@@ -145,33 +147,47 @@ if [ "$want_agent" = 0 ] && [ "$want_cp" = 0 ]; then
       die "no convoy binaries in $bin_dir (use --bin-dir)"
   fi
 fi
+components=()
+[ "$want_agent" = 1 ] && components+=(agent)
+[ "$want_cp" = 1 ] && components+=(control-plane)
+for c in "${components[@]}"; do
+  convoy_component "$c"
+  refuse_if_packaged "$CONVOY_NAME"
+done
+
+# Before this layout (binaries in /usr/local/bin, units in /etc/systemd/system)
+# install.sh put its files elsewhere: an old unit there would shadow the new
+# one, so remove what it left (only files carrying its marker).
+migrate_old_layout() {
+  local unit=$1; shift
+  local old="$root/etc/systemd/system/$unit"
+  if [ -f "$old" ] && grep -q "Installed by systemd/install.sh" "$old"; then
+    rm -f "$old"
+    for b in "$@"; do rm -f "$root/usr/local/bin/$b"; done
+    rm -rf "$root/usr/local/share/doc/convoy"
+    echo "    removed the old layout's $old and /usr/local/bin/{$*}"
+  fi
+}
 
 # --- uninstall ------------------------------------------------------------------
 if [ "$uninstall" = 1 ]; then
-  for c in agent control-plane; do
-    if [ "$c" = agent ]; then [ "$want_agent" = 1 ] || continue; else [ "$want_cp" = 1 ] || continue; fi
-    unit="convoy-$c.service"
-    say "removing convoy-$c"
-    if [ -z "$root" ] && systemctl cat "$unit" >/dev/null 2>&1; then
-      systemctl disable --now "$unit" || true
+  for c in "${components[@]}"; do
+    convoy_component "$c"
+    say "removing $CONVOY_NAME"
+    if [ -z "$root" ] && systemctl cat "$CONVOY_UNIT" >/dev/null 2>&1; then
+      systemctl disable --now "$CONVOY_UNIT" || true
     elif [ -n "$root" ]; then
-      echo "    (--root: skipping systemctl disable --now $unit)"
+      echo "    (--root: skipping systemctl disable --now $CONVOY_UNIT)"
     fi
-    rm -f "$unit_target/$unit" "$bin_target/convoy-$c"
+    rm -f "$unit_target/$CONVOY_UNIT"
+    # shellcheck disable=SC2086 # a list of names
+    for b in $CONVOY_BINARIES; do rm -f "$bin_target/$b"; done
+    rm -rf "${root}$CONVOY_DOC_DIR"
     # Containers are dockerd's: removing the agent never stops a stack.
-    if [ "$c" = agent ]; then
-      remove_user convoy-agent
-      if [ "$purge" = 1 ]; then rm -rf "$agent_data" "$conf_dir/agent.toml"; fi
-    else
-      rm -f "$bin_target/convoy"
-      remove_user convoy
-      if [ "$purge" = 1 ]; then rm -rf "$cp_data" "$conf_dir/control-plane.toml"; fi
-    fi
+    remove_user "$CONVOY_USER"
+    if [ "$purge" = 1 ]; then rm -rf "${root}${CONVOY_DATA:?}" "$conf_dir/${CONVOY_CONFIG:?}"; fi
   done
   systemctl_ daemon-reload
-  if [ ! -e "$bin_target/convoy-agent" ] && [ ! -e "$bin_target/convoy-control-plane" ]; then
-    rm -rf "$doc_target"
-  fi
   if [ "$purge" = 1 ]; then
     rmdir "$conf_dir" 2>/dev/null || true
   else
@@ -181,23 +197,31 @@ if [ "$uninstall" = 1 ]; then
 fi
 
 # --- install --------------------------------------------------------------------
-[ "$want_agent" = 0 ] || [ -x "$bin_dir/convoy-agent" ] || die "$bin_dir/convoy-agent not found"
-[ "$want_cp" = 0 ] || [ -x "$bin_dir/convoy-control-plane" ] || die "$bin_dir/convoy-control-plane not found"
+for c in "${components[@]}"; do
+  convoy_component "$c"
+  # shellcheck disable=SC2086
+  for b in $CONVOY_BINARIES; do
+    # The CLI is optional in a release dir; the daemon is not.
+    [ "$b" = "$CONVOY_NAME" ] || continue
+    [ -x "$bin_dir/$b" ] || die "$bin_dir/$b not found"
+  done
+done
 if [ -n "$server" ] && [ -z "$token" ]; then die "--server needs --token"; fi
 if [ -n "$token" ] && [ -z "$server" ]; then die "--token needs --server"; fi
 if [ -n "$fleet" ] && [ "${#server_names[@]}" = 0 ]; then die "--fleet needs --server-name"; fi
 
-unit_src() { # the unit next to this script
-  local f="$script_dir/$1"
-  [ -f "$f" ] || die "$f not found"
-  echo "$f"
-}
 config_src() { # examples/config/<name> in a checkout, or next to this script
   local f
   for f in "$script_dir/config/$1" "$script_dir/$1" "$script_dir/../examples/config/$1"; do
     [ -f "$f" ] && { echo "$f"; return; }
   done
   die "example config $1 not found next to $0"
+}
+readme_src() {
+  local f
+  for f in "$script_dir/../README.md" "$script_dir/README.md"; do
+    [ -f "$f" ] && { echo "$f"; return; }
+  done
 }
 
 # Copies to a temp name and renames: a running binary is replaced, never
@@ -215,69 +239,59 @@ install_file() { # mode src dst
   return 0
 }
 
-install -d -m 0755 "$bin_target" "$unit_target" "$doc_target" "$conf_dir"
+install -d -m 0755 "$bin_target" "$unit_target" "$conf_dir"
 changed=0
-if [ -f "$script_dir/../README.md" ]; then
-  install_file 0644 "$script_dir/../README.md" "$doc_target/README.md" || true
-elif [ -f "$script_dir/README.md" ]; then
-  install_file 0644 "$script_dir/README.md" "$doc_target/README.md" || true
-fi
+readme=$(readme_src)
 
-if [ "$want_cp" = 1 ]; then
-  say "control plane"
-  ensure_user convoy "/var/lib/convoy"
-  install_file 0755 "$bin_dir/convoy-control-plane" "$bin_target/convoy-control-plane" && changed=1
-  if [ -x "$bin_dir/convoy" ]; then
-    install_file 0755 "$bin_dir/convoy" "$bin_target/convoy" || true
+for c in "${components[@]}"; do
+  convoy_component "$c"
+  say "$CONVOY_NAME"
+  ensure_user "$CONVOY_USER" "$CONVOY_DATA" "$CONVOY_GROUPS"
+  # shellcheck disable=SC2086
+  migrate_old_layout "$CONVOY_UNIT" $CONVOY_BINARIES
+  # shellcheck disable=SC2086
+  for b in $CONVOY_BINARIES; do
+    [ -x "$bin_dir/$b" ] || continue
+    if install_file 0755 "$bin_dir/$b" "$bin_target/$b"; then
+      [ "$b" = "$CONVOY_NAME" ] && changed=1
+    fi
+  done
+  [ -f "$script_dir/$CONVOY_UNIT" ] || die "$script_dir/$CONVOY_UNIT not found"
+  install_file 0644 "$script_dir/$CONVOY_UNIT" "$unit_target/$CONVOY_UNIT" && changed=1
+  if [ -n "$readme" ]; then
+    install_file 0644 "$readme" "${root}$CONVOY_DOC_DIR/README.md" || true
   fi
-  install_file 0644 "$(unit_src convoy-control-plane.service)" \
-    "$unit_target/convoy-control-plane.service" && changed=1
-  if [ -e "$conf_dir/control-plane.toml" ]; then
-    echo "    kept $conf_dir/control-plane.toml"
+  if [ -e "$conf_dir/$CONVOY_CONFIG" ]; then
+    echo "    kept $conf_dir/$CONVOY_CONFIG"
   else
-    # May hold secrets (git token, webhook secret): root and the daemon only.
-    install -m 0640 "$(config_src control-plane.toml)" "$conf_dir/control-plane.toml"
-    chown_ root:convoy "$conf_dir/control-plane.toml"
-    echo "    created $conf_dir/control-plane.toml"
+    install -m "$CONVOY_CONFIG_MODE" "$(config_src "$CONVOY_CONFIG")" "$conf_dir/$CONVOY_CONFIG"
+    # 0640 files may hold secrets (git token, webhook secret): root and the daemon only.
+    [ "$CONVOY_CONFIG_MODE" = 0640 ] && chown_ "root:$CONVOY_USER" "$conf_dir/$CONVOY_CONFIG"
+    echo "    created $conf_dir/$CONVOY_CONFIG"
   fi
-  if [ -n "$fleet" ]; then
-    if [ -e "$cp_data/ca.pem" ]; then
-      echo "    $cp_data is initialised; --fleet ignored"
+  data="${root}$CONVOY_DATA"
+  if [ "$c" = control-plane ] && [ -n "$fleet" ]; then
+    if [ -e "$data/ca.pem" ]; then
+      echo "    $data is initialised; --fleet ignored"
     else
-      args=(init --data-dir "$cp_data" --fleet "$fleet")
+      args=(init --data-dir "$data" --fleet "$fleet")
       for n in "${server_names[@]}"; do args+=(--server-name "$n"); done
-      if [ -d "$cp_data" ]; then rmdir "$cp_data" 2>/dev/null || true; fi
+      if [ -d "$data" ]; then rmdir "$data" 2>/dev/null || true; fi
       "$bin_target/convoy-control-plane" "${args[@]}"
     fi
   fi
-  install -d -m 0700 "$cp_data"
-  chown_ -R convoy:convoy "$cp_data"
-fi
-
-if [ "$want_agent" = 1 ]; then
-  say "agent"
-  ensure_user convoy-agent "/var/lib/convoy-agent" docker
-  install_file 0755 "$bin_dir/convoy-agent" "$bin_target/convoy-agent" && changed=1
-  install_file 0644 "$(unit_src convoy-agent.service)" \
-    "$unit_target/convoy-agent.service" && changed=1
-  if [ -e "$conf_dir/agent.toml" ]; then
-    echo "    kept $conf_dir/agent.toml"
-  else
-    install -m 0644 "$(config_src agent.toml)" "$conf_dir/agent.toml"
-    echo "    created $conf_dir/agent.toml"
-  fi
-  install -d -m 0700 "$agent_data"
-  if [ -n "$server" ]; then
-    if [ -e "$agent_data/cert.pem" ]; then
-      echo "    already enrolled ($agent_data/cert.pem); --server/--token ignored"
+  if [ "$c" = agent ] && [ -n "$server" ]; then
+    install -d -m 0700 "$data"
+    if [ -e "$data/cert.pem" ]; then
+      echo "    already enrolled ($data/cert.pem); --server/--token ignored"
     else
       # Enrolled as root, then handed to the agent user below.
       CONVOY_JOIN_TOKEN="$token" "$bin_target/convoy-agent" enroll \
-        --server "$server" --data-dir "$agent_data"
+        --server "$server" --data-dir "$data"
     fi
   fi
-  chown_ -R convoy-agent:convoy-agent "$agent_data"
-fi
+  data_dir "$data" "$CONVOY_USER"
+done
 
 # --- services -------------------------------------------------------------------
 summary() {
@@ -293,21 +307,19 @@ if [ "$no_start" = 1 ]; then
   summary
   exit 0
 fi
-for c in agent control-plane; do
-  if [ "$c" = agent ]; then [ "$want_agent" = 1 ] || continue; else [ "$want_cp" = 1 ] || continue; fi
-  unit="convoy-$c.service"
-  if [ "$c" = agent ] && [ ! -e "$agent_data/cert.pem" ]; then
-    echo "$unit: not enrolled yet; enable it after 'convoy-agent enroll' (or re-run with --server/--token)"
-    systemctl_ enable "$unit"
+for c in "${components[@]}"; do
+  convoy_component "$c"
+  systemctl_ enable "$CONVOY_UNIT"
+  if [ ! -e "${root}$CONVOY_DATA/$CONVOY_READY" ]; then
+    # The unit's ConditionPathExists= would skip it anyway.
+    if [ "$c" = agent ]; then
+      echo "$CONVOY_UNIT: not enrolled yet; run 'convoy-agent enroll' (or re-run with --server/--token), then systemctl start $CONVOY_UNIT"
+    else
+      echo "$CONVOY_UNIT: data dir not initialised; re-run with --fleet/--server-name"
+    fi
     continue
   fi
-  if [ "$c" = control-plane ] && [ ! -e "$cp_data/ca.pem" ]; then
-    echo "$unit: data dir not initialised; re-run with --fleet/--server-name"
-    systemctl_ enable "$unit"
-    continue
-  fi
-  systemctl_ enable "$unit"
   # restart starts a stopped unit and picks up upgraded binaries.
-  systemctl_ restart "$unit"
+  systemctl_ restart "$CONVOY_UNIT"
 done
 summary

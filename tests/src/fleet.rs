@@ -465,6 +465,8 @@ pub struct Agent {
     pub config: PathBuf,
     pub log: PathBuf,
     pub proc: Option<Proc>,
+    /// Extra environment of its process (e.g. `CONVOY_NVML_LIBRARY`).
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -735,6 +737,16 @@ impl Fleet {
     /// Enrolls `host` and starts its agent. `server_port`: where the agent
     /// dials (the control plane, or a proxy in front of it).
     pub fn add_agent(&mut self, host: &str, server_port: Option<u16>) -> anyhow::Result<()> {
+        self.add_agent_with_env(host, server_port, Vec::new())
+    }
+
+    /// [`Fleet::add_agent`] with extra environment for the agent process.
+    pub fn add_agent_with_env(
+        &mut self,
+        host: &str,
+        server_port: Option<u16>,
+        extra_env: Vec<(String, String)>,
+    ) -> anyhow::Result<()> {
         let (_, role, env) = HOSTS
             .iter()
             .find(|(h, _, _)| *h == host)
@@ -781,6 +793,7 @@ impl Fleet {
                 config,
                 log,
                 proc: None,
+                env: extra_env,
             },
         );
         self.start_agent(host)
@@ -794,7 +807,8 @@ impl Fleet {
             .arg(&a.data)
             .arg("--config")
             .arg(&a.config)
-            .env("CONVOY_LOG", "info,convoy_host_agent=debug");
+            .env("CONVOY_LOG", "info,convoy_host_agent=debug")
+            .envs(a.env.iter().map(|(k, v)| (k, v)));
         a.proc = Some(Proc::spawn(&mut cmd, &a.log)?);
         Ok(())
     }

@@ -37,7 +37,9 @@ pub fn busybox_image(tag: &str) -> anyhow::Result<String> {
     }
     let busybox = Path::new(BUSYBOX);
     if !busybox.exists() {
-        bail!("{BUSYBOX} is missing: install Debian's busybox-static (.ci/install-deps)");
+        bail!(
+            "{BUSYBOX} is missing: install Debian's busybox-static (./test.sh installs it through .ci/install-deps)"
+        );
     }
     let root = tempfile_dir()?;
     let bin = root.join("bin");

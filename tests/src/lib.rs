@@ -5,6 +5,7 @@ pub mod fake_nvml;
 pub mod fleet;
 pub mod images;
 pub mod prom;
+pub mod systemd_box;
 
 use std::path::PathBuf;
 use std::process::Command;

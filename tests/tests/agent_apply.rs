@@ -128,7 +128,9 @@ fn apply_from_a_local_fleet_repo() {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        Err(e) => panic!("docker-compose is missing (.ci/install-deps installs it): {e}"),
+        Err(e) => {
+            panic!("docker-compose is missing: ./test.sh installs it (.ci/install-deps): {e}")
+        }
     }
 
     // No-op re-apply: nothing recreated.

@@ -53,7 +53,9 @@ fn webhook(api_port: u16, ca: &Path, body: &str, headers: &[(&str, String)]) -> 
         cmd.arg("-H").arg(format!("{k}: {v}"));
     }
     cmd.arg(format!("https://127.0.0.1:{api_port}/api/v1/webhooks/git"));
-    let out = cmd.output().expect("curl is installed (.ci/install-deps)");
+    let out = cmd
+        .output()
+        .expect("curl is not installed: ./test.sh installs it (.ci/install-deps)");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()

@@ -147,8 +147,22 @@ fn install_reinstall_uninstall_purge_in_a_throwaway_root() {
         std::thread::sleep(Duration::from_millis(100));
     };
 
-    // 1. Install both daemons, enrolling the agent.
+    // 1. Install both daemons, enrolling the agent. The root holds what the
+    //    old layout's install.sh left (its files are migrated away) and an
+    //    operator's own unit (kept).
     let root = tmp.path().join("root");
+    let old_unit = root.join("etc/systemd/system/convoy-agent.service");
+    let own_unit = root.join("etc/systemd/system/convoy-control-plane.service");
+    let old_bin = root.join("usr/local/bin/convoy-agent");
+    std::fs::create_dir_all(old_unit.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(old_bin.parent().unwrap()).unwrap();
+    std::fs::write(
+        &old_unit,
+        "# Convoy host agent. Installed by systemd/install.sh; see README\n",
+    )
+    .unwrap();
+    std::fs::write(&own_unit, "# the operator's own\n").unwrap();
+    std::fs::write(&old_bin, "old").unwrap();
     let server = format!("127.0.0.1:{agent_port}");
     let out = ok(install(
         &root,
@@ -172,15 +186,22 @@ fn install_reinstall_uninstall_purge_in_a_throwaway_root() {
         "{out}"
     );
     assert!(out.contains("enrolled as host installed-host"), "{out}");
+    assert!(
+        !old_unit.exists() && !old_bin.exists(),
+        "old layout kept:\n{out}"
+    );
+    assert!(own_unit.exists(), "an operator's unit was removed:\n{out}");
+    std::fs::remove_file(&own_unit).unwrap();
     for f in [
-        "usr/local/bin/convoy-agent",
-        "usr/local/bin/convoy-control-plane",
-        "usr/local/bin/convoy",
-        "etc/systemd/system/convoy-agent.service",
-        "etc/systemd/system/convoy-control-plane.service",
+        "usr/bin/convoy-agent",
+        "usr/bin/convoy-control-plane",
+        "usr/bin/convoy",
+        "usr/lib/systemd/system/convoy-agent.service",
+        "usr/lib/systemd/system/convoy-control-plane.service",
         "etc/convoy/agent.toml",
         "etc/convoy/control-plane.toml",
-        "usr/local/share/doc/convoy/README.md",
+        "usr/share/doc/convoy-agent/README.md",
+        "usr/share/doc/convoy-control-plane/README.md",
         "var/lib/convoy-agent/cert.pem",
     ] {
         assert!(root.join(f).exists(), "{f} missing:\n{out}");
@@ -192,19 +213,19 @@ fn install_reinstall_uninstall_purge_in_a_throwaway_root() {
             .mode()
             & 0o777
     };
-    assert_eq!(mode("usr/local/bin/convoy-agent"), 0o755);
+    assert_eq!(mode("usr/bin/convoy-agent"), 0o755);
     assert_eq!(mode("var/lib/convoy-agent"), 0o700);
     assert_eq!(mode("var/lib/convoy"), 0o700);
     assert_eq!(mode("etc/convoy/control-plane.toml"), 0o640);
     // The unit files are the ones in the repo.
     assert_eq!(
-        std::fs::read(root.join("etc/systemd/system/convoy-agent.service")).unwrap(),
+        std::fs::read(root.join("usr/lib/systemd/system/convoy-agent.service")).unwrap(),
         std::fs::read(script().with_file_name("convoy-agent.service")).unwrap()
     );
 
     // The installed configs are valid and give the unit's data dirs.
     let print = |bin: &str, cfg: &str, data: &str| {
-        ok(Command::new(root.join("usr/local/bin").join(bin))
+        ok(Command::new(root.join("usr/bin").join(bin))
             .args(["run", "--print-config", "--config"])
             .arg(root.join("etc/convoy").join(cfg))
             .env("CONVOY_DATA_DIR", data)
@@ -253,22 +274,20 @@ fn install_reinstall_uninstall_purge_in_a_throwaway_root() {
     std::fs::write(bins.join("convoy"), &changed).unwrap();
     let out = ok(install(&root, &bins, &["--no-start"]));
     assert!(out.contains("installed"), "{out}");
-    assert_eq!(
-        std::fs::read(root.join("usr/local/bin/convoy")).unwrap(),
-        changed
-    );
+    assert_eq!(std::fs::read(root.join("usr/bin/convoy")).unwrap(), changed);
     let after = snapshot(&root);
     assert_eq!(before.len(), after.len(), "files added by the upgrade");
 
     // 4. Uninstall: binaries, units and docs gone; config and data kept.
     let out = ok(install(&root, &bins, &["--uninstall"]));
     for f in [
-        "usr/local/bin/convoy-agent",
-        "usr/local/bin/convoy-control-plane",
-        "usr/local/bin/convoy",
-        "etc/systemd/system/convoy-agent.service",
-        "etc/systemd/system/convoy-control-plane.service",
-        "usr/local/share/doc/convoy",
+        "usr/bin/convoy-agent",
+        "usr/bin/convoy-control-plane",
+        "usr/bin/convoy",
+        "usr/lib/systemd/system/convoy-agent.service",
+        "usr/lib/systemd/system/convoy-control-plane.service",
+        "usr/share/doc/convoy-agent",
+        "usr/share/doc/convoy-control-plane",
     ] {
         assert!(!root.join(f).exists(), "{f} left behind:\n{out}");
     }
@@ -277,7 +296,7 @@ fn install_reinstall_uninstall_purge_in_a_throwaway_root() {
 
     // Re-installing after an uninstall picks the enrollment up again.
     let out = ok(install(&root, &bins, &["--agent", "--no-start"]));
-    assert!(root.join("usr/local/bin/convoy-agent").exists(), "{out}");
+    assert!(root.join("usr/bin/convoy-agent").exists(), "{out}");
 
     // 5. Purge: config and data gone too.
     ok(install(&root, &bins, &["--uninstall", "--purge"]));
@@ -294,9 +313,11 @@ fn install_reinstall_uninstall_purge_in_a_throwaway_root() {
 
 #[test]
 fn install_sh_passes_shellcheck() {
+    // -x: follow `. layout.sh`, so the shared layout is checked too.
     let o = Command::new("shellcheck")
+        .arg("-x")
         .arg(script())
         .output()
-        .expect("shellcheck is not installed: run .ci/install-deps");
+        .expect("shellcheck is not installed: ./test.sh installs it (.ci/install-deps)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
 }

@@ -33,7 +33,7 @@ fn units_verify_and_stay_hardened() {
             assert!(text.contains(needed), "{unit} lacks {needed}");
         }
         let real = binary(bin).unwrap();
-        let text = text.replace(&format!("/usr/local/bin/{bin}"), real.to_str().unwrap());
+        let text = text.replace(&format!("/usr/bin/{bin}"), real.to_str().unwrap());
         let path = dir.path().join(unit);
         std::fs::write(&path, text).unwrap();
 
@@ -41,7 +41,7 @@ fn units_verify_and_stay_hardened() {
             .arg("verify")
             .arg(&path)
             .output()
-            .expect("systemd-analyze is missing: install Debian's systemd (.ci/install-deps)");
+            .expect("systemd-analyze is missing: ./test.sh installs Debian's systemd (.ci/install-deps)");
         assert!(
             out.status.success(),
             "systemd-analyze verify {unit}: {}{}",
