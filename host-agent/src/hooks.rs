@@ -85,7 +85,7 @@ impl AgentHooks for EngineHooks {
         let rollout = (!d.rollout_id.is_empty()).then(|| d.rollout_id.clone());
         match self.engine.set_desired(state, rollout) {
             Ok(()) => {
-                if let Err(e) = crate::stream::files::write_atomic(
+                if let Err(e) = convoy_kit::fsx::write_atomic(
                     &self.generation_file,
                     d.generation.to_string().as_bytes(),
                     0o600,

@@ -13,8 +13,7 @@ use convoy_shared::render::{HostState, RenderedStack};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::health::GateFailure;
-use crate::engine::report::Report;
+use crate::report::{GateFailure, Report};
 
 /// Reports kept unacknowledged at most; the oldest are dropped beyond it so
 /// a control plane that never acks cannot grow the journal without bound.
@@ -334,7 +333,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-    use crate::engine::report::ReportKind;
+    use crate::report::ReportKind;
 
     #[test]
     fn outbox_survives_reopen_until_acked_in_order() {

@@ -5,6 +5,13 @@
 pub mod engine;
 pub mod hooks;
 pub mod journal;
+pub mod report;
 pub mod runtime;
 pub mod stream;
 pub mod telemetry;
+
+/// Wall-clock milliseconds since the Unix epoch as the wire and the journal
+/// carry them (`i64`), read through [`convoy_kit::clock`].
+pub(crate) fn unix_ms() -> i64 {
+    i64::try_from(convoy_kit::clock::now_ms()).unwrap_or(i64::MAX)
+}

@@ -15,19 +15,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::plan::{LABEL_MANAGED, LABEL_STACK, oneshots};
+use crate::report::GateFailure;
 use crate::runtime::{ContainerInfo, ContainerState, Health, LABEL_SERVICE, LabelFilter, Runtime};
 
 /// How often the gate looks.
 pub const POLL: Duration = Duration::from_millis(500);
-
-/// Why a gate failed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GateFailure {
-    pub service: String,
-    /// Container id of the failing service, when it has one (for logs).
-    pub container: Option<String>,
-    pub reason: String,
-}
 
 /// One look at a stack: `Ok(None)` all good, `Ok(Some(why))` not (yet)
 /// healthy, `Err` failed for good.

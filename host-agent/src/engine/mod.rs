@@ -11,7 +11,6 @@
 pub mod exec;
 pub mod health;
 pub mod plan;
-pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,14 +25,13 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 pub use self::exec::ExecError;
-pub use self::health::{GateFailure, GateOutcome};
+pub use self::health::GateOutcome;
 pub use self::plan::{ImageFacts, Observed, Plan, Step, plan_removal, plan_stack};
-pub use self::report::{Report, ReportKind};
 use crate::journal::{
     AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, LkgRecord, Phase,
 };
+pub use crate::report::{GateFailure, Report, ReportKind};
 use crate::runtime::{LABEL_SERVICE, RegistryAuth, Runtime, RuntimeError};
-use report::now_unix_ms;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -639,7 +637,7 @@ async fn apply_stack(inner: &Arc<Inner>, d: &DesiredRecord, stack: &RenderedStac
         host_revision: d.state.revision.clone(),
         generation,
         phase: Phase::Applying,
-        started_unix_ms: now_unix_ms(),
+        started_unix_ms: crate::unix_ms(),
         failure: None,
         log_tail: Vec::new(),
     };
@@ -693,7 +691,7 @@ async fn apply_stack(inner: &Arc<Inner>, d: &DesiredRecord, stack: &RenderedStac
             let image_ids = running_image_ids(inner.runtime.as_ref(), name)
                 .await
                 .unwrap_or_default();
-            let now = now_unix_ms();
+            let now = crate::unix_ms();
             let lkg = LkgRecord {
                 stack: stack.clone(),
                 image_ids: image_ids.clone(),
@@ -768,7 +766,7 @@ async fn fail_and_rollback(
         host_revision: d.state.revision.clone(),
         generation: d.generation,
         phase: Phase::RollingBack,
-        started_unix_ms: now_unix_ms(),
+        started_unix_ms: crate::unix_ms(),
         failure: Some(failure.clone()),
         log_tail: tail.clone(),
     };
@@ -801,7 +799,7 @@ async fn fail_and_rollback(
             phase: Phase::Failed,
             attempted: stack.revision.clone(),
             image_ids: BTreeMap::new(),
-            at_unix_ms: now_unix_ms(),
+            at_unix_ms: crate::unix_ms(),
         };
         let _ = j.put_applied(name, &applied);
         let _ = j.remove_inflight(name);
@@ -843,7 +841,7 @@ async fn fail_and_rollback(
             }
         }
     };
-    let now = now_unix_ms();
+    let now = crate::unix_ms();
     let _ = j.remove_inflight(name);
     match restored {
         Ok(()) => {
