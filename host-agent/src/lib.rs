@@ -2,8 +2,8 @@
 //! journal (sled), the compose engine on the Docker API (bollard), the health
 //! gate with autonomous rollback, and telemetry (sysinfo + NVML).
 
+pub mod bridge;
 pub mod engine;
-pub mod hooks;
 pub mod journal;
 pub mod report;
 pub mod runtime;

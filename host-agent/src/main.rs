@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use convoy_host_agent::engine::{Engine, Report, ReportKind};
-use convoy_host_agent::hooks::EngineHooks;
+use convoy_host_agent::bridge::StreamBridge;
+use convoy_host_agent::engine::StackEngine;
 use convoy_host_agent::journal::Phase;
+use convoy_host_agent::report::{Report, ReportKind};
 use convoy_host_agent::runtime::BollardRuntime;
 use convoy_host_agent::stream::{Agent, AgentConfig, AgentDir};
 use convoy_host_agent::telemetry::{ContainerDirectory, Sampler, TelemetryBuffer, TelemetryConfig};
@@ -183,7 +184,7 @@ async fn apply(
 ) -> anyhow::Result<bool> {
     let host_state = load_state(&source)?;
     let runtime = BollardRuntime::connect().await?;
-    let engine = Engine::open(&data_dir, Arc::new(runtime))?;
+    let engine = StackEngine::open(&data_dir, Arc::new(runtime))?;
     engine.set_desired(host_state, None)?;
     if wait {
         engine.wait_idle().await?;
@@ -218,7 +219,7 @@ async fn apply(
 
 async fn status(data_dir: PathBuf, json: bool) -> anyhow::Result<()> {
     let runtime = BollardRuntime::connect().await?;
-    let engine = Engine::open(&data_dir, Arc::new(runtime))?;
+    let engine = StackEngine::open(&data_dir, Arc::new(runtime))?;
     let st = engine.status()?;
     engine.shutdown().await;
     if json {
@@ -452,8 +453,9 @@ async fn run(d: Daemon) -> anyhow::Result<()> {
         return Ok(());
     };
     let runtime = Arc::new(runtime);
-    let engine = Arc::new(Engine::open(&data_dir, runtime.clone()).context("opening the journal")?);
-    let hooks = Arc::new(EngineHooks::new(engine.clone(), &data_dir));
+    let engine =
+        Arc::new(StackEngine::open(&data_dir, runtime.clone()).context("opening the journal")?);
+    let hooks = Arc::new(StreamBridge::new(engine.clone(), &data_dir));
     let telemetry = start_telemetry(&d.stream, runtime).await;
     let agent = Agent::new(AgentDir::new(&data_dir), d.stream, hooks).with_telemetry(telemetry);
     if let Err(e) = sd_notify::ready(&format!("running from {}", data_dir.display())) {

@@ -1,4 +1,4 @@
-//! The executor: performs a [`Plan`] against a [`Runtime`]. Every step is
+//! The executor: performs a [`StackPlan`] against a [`Runtime`]. Every step is
 //! idempotent (create tolerates an existing object, remove a missing one),
 //! so a plan cut short by a crash is finished by planning again.
 
@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::health::{POLL, stack_containers};
 use super::plan::{
-    ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, Plan, Step, desired_spec, network_spec,
+    ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, StackPlan, Step, desired_spec, network_spec,
     volume_spec,
 };
 use crate::runtime::{
@@ -126,7 +126,7 @@ impl Executor<'_> {
     /// Runs the batches in order, the steps of a batch concurrently. Stops
     /// at the first batch with a failure (reporting the first failure) or
     /// when cancelled at a batch boundary.
-    pub async fn run(&self, plan: &Plan) -> Result<(), ExecError> {
+    pub async fn run(&self, plan: &StackPlan) -> Result<(), ExecError> {
         for batch in &plan.batches {
             if (self.cancelled)() {
                 return Err(ExecError::Cancelled);

@@ -26,15 +26,15 @@ use tracing::{error, info, warn};
 
 pub use self::exec::ExecError;
 pub use self::health::GateOutcome;
-pub use self::plan::{ImageFacts, Observed, Plan, Step, plan_removal, plan_stack};
+pub use self::plan::{ImageFacts, Observed, StackPlan, Step, plan_removal, plan_stack};
 use crate::journal::{
     AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, LkgRecord, Phase,
 };
-pub use crate::report::{GateFailure, Report, ReportKind};
+use crate::report::{GateFailure, Report, ReportKind};
 use crate::runtime::{LABEL_SERVICE, RegistryAuth, Runtime, RuntimeError};
 
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum StackEngineError {
     #[error("data dir {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -49,11 +49,11 @@ pub enum EngineError {
     ShutDown,
 }
 
-pub type EngineResult<T> = Result<T, EngineError>;
+pub type StackEngineResult<T> = Result<T, StackEngineError>;
 
 /// Optional settings.
 #[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
+pub struct StackEngineOptions {
     /// Credentials for pulls of images not present locally.
     pub registry_auth: Option<RegistryAuth>,
 }
@@ -70,7 +70,7 @@ pub struct StackStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct EngineStatus {
+pub struct HostStatus {
     pub host_revision: Option<String>,
     pub generation: u64,
     pub completed_generation: u64,
@@ -81,7 +81,7 @@ struct Inner {
     data_dir: PathBuf,
     journal: Journal,
     runtime: Arc<dyn Runtime>,
-    options: EngineOptions,
+    options: StackEngineOptions,
     /// The newest desired generation.
     generation: AtomicU64,
     shutdown: AtomicBool,
@@ -91,22 +91,22 @@ struct Inner {
     live: Mutex<BTreeMap<String, (Phase, String)>>,
 }
 
-pub struct Engine {
+pub struct StackEngine {
     inner: Arc<Inner>,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for StackEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
+        f.debug_struct("StackEngine")
             .field("data_dir", &self.inner.data_dir)
             .finish_non_exhaustive()
     }
 }
 
-fn make_private_dir(path: &Path) -> EngineResult<()> {
+fn make_private_dir(path: &Path) -> StackEngineResult<()> {
     use std::os::unix::fs::PermissionsExt;
-    let err = |source| EngineError::DataDir {
+    let err = |source| StackEngineError::DataDir {
         path: path.to_path_buf(),
         source,
     };
@@ -129,19 +129,22 @@ enum StackEnd {
     Interrupted,
 }
 
-impl Engine {
+impl StackEngine {
     /// Opens the journal under `data_dir` (created 0700) and starts the
     /// apply task; an apply interrupted by a crash is resumed. Must be
     /// called inside a tokio runtime.
-    pub fn open(data_dir: impl AsRef<Path>, runtime: Arc<dyn Runtime>) -> EngineResult<Engine> {
-        Self::open_with(data_dir, runtime, EngineOptions::default())
+    pub fn open(
+        data_dir: impl AsRef<Path>,
+        runtime: Arc<dyn Runtime>,
+    ) -> StackEngineResult<StackEngine> {
+        Self::open_with(data_dir, runtime, StackEngineOptions::default())
     }
 
     pub fn open_with(
         data_dir: impl AsRef<Path>,
         runtime: Arc<dyn Runtime>,
-        options: EngineOptions,
-    ) -> EngineResult<Engine> {
+        options: StackEngineOptions,
+    ) -> StackEngineResult<StackEngine> {
         let data_dir = data_dir.as_ref().to_path_buf();
         make_private_dir(&data_dir)?;
         let journal = Journal::open(&data_dir.join("journal"))?;
@@ -160,7 +163,7 @@ impl Engine {
             live: Mutex::new(BTreeMap::new()),
         });
         let worker = tokio::spawn(worker(inner.clone()));
-        Ok(Engine {
+        Ok(StackEngine {
             inner,
             worker: Mutex::new(Some(worker)),
         })
@@ -168,9 +171,13 @@ impl Engine {
 
     /// Persists `state` as the desired state, then applies it in the
     /// background (superseding any apply in progress).
-    pub fn set_desired(&self, state: HostState, rollout_id: Option<String>) -> EngineResult<()> {
+    pub fn set_desired(
+        &self,
+        state: HostState,
+        rollout_id: Option<String>,
+    ) -> StackEngineResult<()> {
         if self.inner.shutdown.load(Ordering::SeqCst) {
-            return Err(EngineError::ShutDown);
+            return Err(StackEngineError::ShutDown);
         }
         let generation = self.inner.generation.load(Ordering::SeqCst) + 1;
         self.inner.journal.put_desired(&DesiredRecord {
@@ -185,17 +192,17 @@ impl Engine {
 
     /// Waits until the newest desired state has been applied completely
     /// (every stack gated, rolled back or failed).
-    pub async fn wait_idle(&self) -> EngineResult<()> {
+    pub async fn wait_idle(&self) -> StackEngineResult<()> {
         let target = self.inner.generation.load(Ordering::SeqCst);
         let mut rx = self.inner.done.subscribe();
         rx.wait_for(|g| *g >= target)
             .await
             .map(|_| ())
-            .map_err(|_| EngineError::ShutDown)
+            .map_err(|_| StackEngineError::ShutDown)
     }
 
     /// Per stack: desired, applied and last-known-good revisions, phase.
-    pub fn status(&self) -> EngineResult<EngineStatus> {
+    pub fn status(&self) -> StackEngineResult<HostStatus> {
         let j = &self.inner.journal;
         let desired = j.desired()?;
         let applied: BTreeMap<String, AppliedRecord> = j.all_applied()?.into_iter().collect();
@@ -245,7 +252,7 @@ impl Engine {
                 }
             })
             .collect();
-        Ok(EngineStatus {
+        Ok(HostStatus {
             host_revision: desired.as_ref().map(|d| d.state.revision.clone()),
             generation: self.inner.generation.load(Ordering::SeqCst),
             completed_generation: *self.inner.done.borrow(),
@@ -254,12 +261,12 @@ impl Engine {
     }
 
     /// Reports not yet acknowledged, oldest first.
-    pub fn pending_reports(&self) -> EngineResult<Vec<Report>> {
+    pub fn pending_reports(&self) -> StackEngineResult<Vec<Report>> {
         Ok(self.inner.journal.pending_reports()?)
     }
 
     /// Drops acknowledged reports.
-    pub fn ack(&self, ids: &[String]) -> EngineResult<()> {
+    pub fn ack(&self, ids: &[String]) -> StackEngineResult<()> {
         Ok(self.inner.journal.ack(ids)?)
     }
 
@@ -291,7 +298,7 @@ impl Engine {
     }
 }
 
-impl Drop for Engine {
+impl Drop for StackEngine {
     fn drop(&mut self) {
         if let Ok(mut w) = self.worker.lock()
             && let Some(h) = w.take()

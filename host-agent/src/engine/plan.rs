@@ -1,5 +1,5 @@
 //! The pure planner: (desired stack, observed engine objects) -> an ordered
-//! [`Plan`]. No I/O here; the executor performs the plan.
+//! [`StackPlan`]. No I/O here; the executor performs the plan.
 //!
 //! A plan is a list of batches. Batches run one after the other; the steps
 //! of one batch are independent of each other and run concurrently. The
@@ -128,13 +128,13 @@ impl Step {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+pub struct StackPlan {
     pub stack: String,
     /// Run in order; the steps inside one batch run concurrently.
     pub batches: Vec<Vec<Step>>,
 }
 
-impl Plan {
+impl StackPlan {
     pub fn is_empty(&self) -> bool {
         self.batches.iter().all(Vec::is_empty)
     }
@@ -340,8 +340,8 @@ fn recreate_reason(
 }
 
 /// Plans one stack towards `desired`.
-pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFacts) -> Plan {
-    let mut plan = Plan {
+pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFacts) -> StackPlan {
+    let mut plan = StackPlan {
         stack: desired.name.clone(),
         batches: Vec::new(),
     };
@@ -507,12 +507,12 @@ pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFa
 
 /// Plans the removal of a whole stack: its containers, then its networks,
 /// then (only with `remove_volumes`) its named volumes.
-pub fn plan_removal(stack: &str, observed: &Observed, remove_volumes: bool) -> Plan {
+pub fn plan_removal(stack: &str, observed: &Observed, remove_volumes: bool) -> StackPlan {
     let managed = |labels: &BTreeMap<String, String>| {
         labels.get(LABEL_MANAGED).is_some_and(|v| v == "true")
             && labels.get(LABEL_STACK).map(String::as_str) == Some(stack)
     };
-    let mut plan = Plan {
+    let mut plan = StackPlan {
         stack: stack.to_string(),
         batches: Vec::new(),
     };
@@ -646,7 +646,7 @@ mod tests {
     /// Applies a plan to a simulated engine (one-shots exit 0 at once).
     fn simulate(
         stack: &RenderedStack,
-        plan: &Plan,
+        plan: &StackPlan,
         obs: &mut Observed,
         images: &mut ImageFacts,
         next_id: &mut u64,
@@ -711,14 +711,14 @@ mod tests {
         }
     }
 
-    fn converge(stack: &RenderedStack, obs: &mut Observed, images: &mut ImageFacts) -> Plan {
+    fn converge(stack: &RenderedStack, obs: &mut Observed, images: &mut ImageFacts) -> StackPlan {
         let plan = plan_stack(stack, obs, images);
         let mut n = 1000;
         simulate(stack, &plan, obs, images, &mut n);
         plan
     }
 
-    fn names(plan: &Plan) -> Vec<String> {
+    fn names(plan: &StackPlan) -> Vec<String> {
         plan.steps()
             .map(|s| match s {
                 Step::Create { service, .. } => format!("create {service}"),

@@ -12,7 +12,7 @@ pub enum RuntimeError {
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
     #[error("{op} {target}: {source}")]
-    Engine {
+    Docker {
         op: &'static str,
         target: String,
         #[source]
@@ -57,7 +57,7 @@ impl RuntimeError {
                 id: target.to_string(),
             };
         }
-        Self::Engine {
+        Self::Docker {
             op,
             target: target.to_string(),
             source,

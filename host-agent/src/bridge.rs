@@ -1,25 +1,26 @@
-//! The agent's [`AgentHooks`]: desired states from the stream go to the
-//! apply engine (journaled first), and the engine's report outbox goes back
-//! on the stream until the control plane acknowledges it.
+//! [`StreamBridge`], the stream client's [`AgentHooks`] on the stack engine:
+//! desired states from the stream are checked (generation, format, revision)
+//! and handed to the engine, which journals them before applying; the
+//! engine's report outbox goes back on the stream until acknowledged.
 
 use std::path::PathBuf;
 
 use convoy_shared::proto::{DesiredState, Report};
 use convoy_shared::render::{HOST_STATE_FORMAT, HostState};
 
-use crate::engine::Engine;
+use crate::engine::StackEngine;
 use crate::stream::AgentHooks;
 
 /// Bridges the stream client and the engine.
-pub struct EngineHooks {
-    engine: std::sync::Arc<Engine>,
+pub struct StreamBridge {
+    engine: std::sync::Arc<StackEngine>,
     /// Highest generation accepted, persisted so a restarted agent still
     /// refuses an older desired state replayed by the control plane.
     generation_file: PathBuf,
 }
 
-impl EngineHooks {
-    pub fn new(engine: std::sync::Arc<Engine>, data_dir: &std::path::Path) -> Self {
+impl StreamBridge {
+    pub fn new(engine: std::sync::Arc<StackEngine>, data_dir: &std::path::Path) -> Self {
         Self {
             engine,
             generation_file: data_dir.join("desired.generation"),
@@ -35,7 +36,7 @@ impl EngineHooks {
 }
 
 #[async_trait::async_trait]
-impl AgentHooks for EngineHooks {
+impl AgentHooks for StreamBridge {
     async fn on_desired(&self, d: DesiredState) {
         let current = self.generation();
         if d.generation < current {
