@@ -12,7 +12,7 @@ use futures::future::join_all;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::health::{POLL, stack_containers};
+use super::gate::POLL;
 use super::plan::{
     ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, StackPlan, Step, desired_spec, network_spec,
     volume_spec,
@@ -44,6 +44,20 @@ fn step_err(service: &str, reason: impl Into<String>) -> ExecError {
         container: None,
         reason: reason.into(),
     }
+}
+
+/// Lists the containers of a stack (managed objects only).
+pub async fn stack_containers(
+    runtime: &dyn Runtime,
+    stack: &str,
+) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    runtime
+        .list_containers(
+            &LabelFilter::new()
+                .label(LABEL_MANAGED, "true")
+                .label(LABEL_STACK, stack),
+        )
+        .await
 }
 
 /// Reads what the engine holds for `stack` (managed objects only).

@@ -9,8 +9,10 @@
 //! an apply whose generation was not completed is planned again.
 
 pub mod exec;
+pub mod gate;
 pub mod health;
 pub mod plan;
+pub mod probe;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 pub use self::exec::ExecError;
-pub use self::health::GateOutcome;
+pub use self::gate::GateOutcome;
 pub use self::plan::{ImageFacts, Observed, StackPlan, Step, plan_removal, plan_stack};
 use crate::journal::{
     AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, LkgRecord, Phase,
@@ -45,6 +47,8 @@ pub enum StackEngineError {
     Journal(#[from] JournalError),
     #[error("runtime: {0}")]
     Runtime(#[from] RuntimeError),
+    #[error("cannot build the HTTP probe client")]
+    Prober(#[source] reqwest::Error),
     #[error("the engine has shut down")]
     ShutDown,
 }
@@ -81,6 +85,7 @@ struct Inner {
     data_dir: PathBuf,
     journal: Journal,
     runtime: Arc<dyn Runtime>,
+    prober: probe::Prober,
     options: StackEngineOptions,
     /// The newest desired generation.
     generation: AtomicU64,
@@ -155,6 +160,7 @@ impl StackEngine {
             data_dir,
             journal,
             runtime,
+            prober: probe::Prober::new().map_err(StackEngineError::Prober)?,
             options,
             generation: AtomicU64::new(generation),
             shutdown: AtomicBool::new(false),
@@ -542,7 +548,7 @@ async fn running_image_ids(
     rt: &dyn Runtime,
     stack: &str,
 ) -> Result<BTreeMap<String, String>, RuntimeError> {
-    Ok(health::stack_containers(rt, stack)
+    Ok(exec::stack_containers(rt, stack)
         .await?
         .into_iter()
         .filter_map(|c| {
@@ -683,10 +689,11 @@ async fn apply_stack(inner: &Arc<Inner>, d: &DesiredRecord, stack: &RenderedStac
     let _ = j.put_inflight(name, &record);
     inner.set_live(name, Phase::Verifying, "");
     let cancelled = || inner.cancelled(generation);
-    let outcome = health::gate(
+    let outcome = gate::gate(
         inner.runtime.as_ref(),
+        &inner.prober,
         stack,
-        health::GateContext {
+        gate::GateContext {
             started,
             cancelled: &cancelled,
         },
@@ -785,7 +792,7 @@ async fn fail_and_rollback(
         // First deploy: nothing to go back to. Stop what was started so a
         // crash loop does not keep running; the containers stay for logs.
         let rt = inner.runtime.as_ref();
-        if let Ok(cs) = health::stack_containers(rt, name).await {
+        if let Ok(cs) = exec::stack_containers(rt, name).await {
             let stops = cs.iter().map(|c| {
                 let grace = c
                     .labels
@@ -829,10 +836,11 @@ async fn fail_and_rollback(
         Err(e) => Err(format!("restoring the last-known-good failed: {e}")),
         Ok(_) => {
             let cancelled = || inner.cancelled(d.generation);
-            match health::gate(
+            match gate::gate(
                 inner.runtime.as_ref(),
+                &inner.prober,
                 &lkg.stack,
-                health::GateContext {
+                gate::GateContext {
                     started,
                     cancelled: &cancelled,
                 },
@@ -918,7 +926,7 @@ fn gc_files(inner: &Arc<Inner>, stack: &str) {
     let rt = inner.runtime.clone();
     let stack_name = stack.to_string();
     tokio::spawn(async move {
-        let Ok(cs) = health::stack_containers(rt.as_ref(), &stack_name).await else {
+        let Ok(cs) = exec::stack_containers(rt.as_ref(), &stack_name).await else {
             return;
         };
         keep.extend(
