@@ -30,7 +30,7 @@ pub use self::exec::ExecError;
 pub use self::gate::GateOutcome;
 pub use self::plan::{ImageFacts, Observed, StackPlan, Step, plan_removal, plan_stack};
 use crate::journal::{
-    AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, LkgRecord, Phase,
+    AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, LkgRecord, Phase, SledJournal,
 };
 use crate::report::{GateFailure, Report, ReportKind};
 use crate::runtime::{LABEL_SERVICE, RegistryAuth, Runtime, RuntimeError};
@@ -83,7 +83,7 @@ pub struct HostStatus {
 
 struct Inner {
     data_dir: PathBuf,
-    journal: Journal,
+    journal: Arc<dyn Journal>,
     runtime: Arc<dyn Runtime>,
     prober: probe::Prober,
     options: StackEngineOptions,
@@ -152,7 +152,7 @@ impl StackEngine {
     ) -> StackEngineResult<StackEngine> {
         let data_dir = data_dir.as_ref().to_path_buf();
         make_private_dir(&data_dir)?;
-        let journal = Journal::open(&data_dir.join("journal"))?;
+        let journal: Arc<dyn Journal> = Arc::new(SledJournal::open(&data_dir.join("journal"))?);
         let generation = journal.desired()?.map_or(0, |d| d.generation);
         let completed = journal.completed()?;
         let (done, _) = watch::channel(completed);
@@ -612,9 +612,9 @@ async fn apply_stack(inner: &Arc<Inner>, d: &DesiredRecord, stack: &RenderedStac
     let j = &inner.journal;
     let applied = j.applied(name).ok().flatten();
     let inflight = j
-        .all_inflight()
+        .inflight(name)
         .ok()
-        .and_then(|all| all.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
+        .flatten()
         .filter(|i| i.revision == stack.revision);
 
     // A revision that already failed here is not retried by re-sending the

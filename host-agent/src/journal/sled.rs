@@ -1,133 +1,16 @@
-//! The agent's local journal in sled at `<data_dir>/journal`. Trees:
-//! `desired` (the host state to converge to), `applied` (per stack: what was
-//! last applied and its outcome), `lkg` (per stack: last-known-good spec and
-//! the image ids it ran), `inflight` (per stack: an apply in progress, for
-//! crash recovery) and `outbox` (reports until acknowledged).
-//!
-//! Values are JSON. Every write is flushed before the caller acts on it.
+//! [`SledJournal`]: the [`Journal`] in sled. One tree per record kind,
+//! values JSON, every write flushed before it returns.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use convoy_shared::render::{HostState, RenderedStack};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use crate::report::{GateFailure, Report};
-
-/// Reports kept unacknowledged at most; the oldest are dropped beyond it so
-/// a control plane that never acks cannot grow the journal without bound.
-pub const MAX_OUTBOX: usize = 10_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum JournalError {
-    #[error("journal {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: sled::Error,
-    },
-    #[error("journal tree {tree}: {source}")]
-    Db {
-        tree: &'static str,
-        #[source]
-        source: sled::Error,
-    },
-    #[error("journal tree {tree} key {key}: bad record: {source}")]
-    Decode {
-        tree: &'static str,
-        key: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error(
-        "journal {path}: format {found} is newer than this agent reads ({supported}); \
-         run the newer convoy-agent (or move the data dir aside to start afresh)"
-    )]
-    FormatTooNew {
-        path: PathBuf,
-        found: u32,
-        supported: u32,
-    },
-    #[error("journal tree {tree}: cannot encode record: {source}")]
-    Encode {
-        tree: &'static str,
-        #[source]
-        source: serde_json::Error,
-    },
-}
-
-pub type JournalResult<T> = Result<T, JournalError>;
-
-/// The desired state as received, with the rollout that delivered it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DesiredRecord {
-    pub state: HostState,
-    pub rollout_id: Option<String>,
-    /// Bumped on every `set_desired`; an apply of an older generation is
-    /// superseded.
-    pub generation: u64,
-}
-
-/// Where a stack is in its life on this host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Pending,
-    Applying,
-    Verifying,
-    RollingBack,
-    Healthy,
-    RolledBack,
-    Failed,
-    Removing,
-}
-
-/// Per stack: what is applied (running) and how the last attempt ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppliedRecord {
-    /// The revision whose containers run now (after a rollback: the LKG's).
-    pub revision: String,
-    pub phase: Phase,
-    /// The last revision attempted (equal to `revision` unless it failed).
-    pub attempted: String,
-    /// Service -> image id it ran.
-    pub image_ids: BTreeMap<String, String>,
-    pub at_unix_ms: i64,
-}
-
-/// Per stack: the last-known-good spec and the image ids it ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LkgRecord {
-    pub stack: RenderedStack,
-    pub image_ids: BTreeMap<String, String>,
-    pub at_unix_ms: i64,
-}
-
-/// An apply in progress for one stack.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Inflight {
-    pub revision: String,
-    pub host_revision: String,
-    pub generation: u64,
-    pub phase: Phase,
-    pub started_unix_ms: i64,
-    /// While rolling back: why, and the failing service's log tail.
-    #[serde(default)]
-    pub failure: Option<GateFailure>,
-    #[serde(default)]
-    pub log_tail: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Journal {
-    db: sled::Db,
-    desired: sled::Tree,
-    applied: sled::Tree,
-    lkg: sled::Tree,
-    inflight: sled::Tree,
-    outbox: sled::Tree,
-}
+use super::{
+    AppliedRecord, DesiredRecord, Inflight, Journal, JournalError, JournalResult, LkgRecord,
+    MAX_OUTBOX,
+};
+use crate::report::Report;
 
 const DESIRED_KEY: &[u8] = b"state";
 const COMPLETED_KEY: &[u8] = b"completed";
@@ -144,7 +27,17 @@ fn db_err(tree: &'static str) -> impl Fn(sled::Error) -> JournalError {
     move |source| JournalError::Db { tree, source }
 }
 
-impl Journal {
+#[derive(Debug, Clone)]
+pub struct SledJournal {
+    db: sled::Db,
+    desired: sled::Tree,
+    applied: sled::Tree,
+    lkg: sled::Tree,
+    inflight: sled::Tree,
+    outbox: sled::Tree,
+}
+
+impl SledJournal {
     /// Opens (or creates) the journal under `path`.
     pub fn open(path: &Path) -> JournalResult<Self> {
         let db = sled::Config::new()
@@ -229,70 +122,74 @@ impl Journal {
         }
         Ok(out)
     }
+}
 
-    pub fn put_desired(&self, d: &DesiredRecord) -> JournalResult<()> {
+impl Journal for SledJournal {
+    fn put_desired(&self, d: &DesiredRecord) -> JournalResult<()> {
         Self::put(&self.desired, "desired", DESIRED_KEY, d)
     }
 
-    pub fn desired(&self) -> JournalResult<Option<DesiredRecord>> {
+    fn desired(&self) -> JournalResult<Option<DesiredRecord>> {
         Self::get(&self.desired, "desired", DESIRED_KEY)
     }
 
-    /// The last desired generation applied completely (0: none).
-    pub fn completed(&self) -> JournalResult<u64> {
+    fn completed(&self) -> JournalResult<u64> {
         Ok(Self::get(&self.desired, "desired", COMPLETED_KEY)?.unwrap_or(0))
     }
 
-    pub fn put_completed(&self, generation: u64) -> JournalResult<()> {
+    fn put_completed(&self, generation: u64) -> JournalResult<()> {
         Self::put(&self.desired, "desired", COMPLETED_KEY, &generation)
     }
 
-    pub fn put_applied(&self, stack: &str, r: &AppliedRecord) -> JournalResult<()> {
+    fn put_applied(&self, stack: &str, r: &AppliedRecord) -> JournalResult<()> {
         Self::put(&self.applied, "applied", stack.as_bytes(), r)
     }
 
-    pub fn applied(&self, stack: &str) -> JournalResult<Option<AppliedRecord>> {
+    fn applied(&self, stack: &str) -> JournalResult<Option<AppliedRecord>> {
         Self::get(&self.applied, "applied", stack.as_bytes())
     }
 
-    pub fn all_applied(&self) -> JournalResult<Vec<(String, AppliedRecord)>> {
+    fn all_applied(&self) -> JournalResult<Vec<(String, AppliedRecord)>> {
         Self::all(&self.applied, "applied")
     }
 
-    pub fn remove_applied(&self, stack: &str) -> JournalResult<()> {
+    fn remove_applied(&self, stack: &str) -> JournalResult<()> {
         Self::del(&self.applied, "applied", stack.as_bytes())
     }
 
-    pub fn put_lkg(&self, stack: &str, r: &LkgRecord) -> JournalResult<()> {
+    fn put_lkg(&self, stack: &str, r: &LkgRecord) -> JournalResult<()> {
         Self::put(&self.lkg, "lkg", stack.as_bytes(), r)
     }
 
-    pub fn lkg(&self, stack: &str) -> JournalResult<Option<LkgRecord>> {
+    fn lkg(&self, stack: &str) -> JournalResult<Option<LkgRecord>> {
         Self::get(&self.lkg, "lkg", stack.as_bytes())
     }
 
-    pub fn all_lkg(&self) -> JournalResult<Vec<(String, LkgRecord)>> {
+    fn all_lkg(&self) -> JournalResult<Vec<(String, LkgRecord)>> {
         Self::all(&self.lkg, "lkg")
     }
 
-    pub fn remove_lkg(&self, stack: &str) -> JournalResult<()> {
+    fn remove_lkg(&self, stack: &str) -> JournalResult<()> {
         Self::del(&self.lkg, "lkg", stack.as_bytes())
     }
 
-    pub fn put_inflight(&self, stack: &str, r: &Inflight) -> JournalResult<()> {
+    fn put_inflight(&self, stack: &str, r: &Inflight) -> JournalResult<()> {
         Self::put(&self.inflight, "inflight", stack.as_bytes(), r)
     }
 
-    pub fn all_inflight(&self) -> JournalResult<Vec<(String, Inflight)>> {
+    fn inflight(&self, stack: &str) -> JournalResult<Option<Inflight>> {
+        Self::get(&self.inflight, "inflight", stack.as_bytes())
+    }
+
+    fn all_inflight(&self) -> JournalResult<Vec<(String, Inflight)>> {
         Self::all(&self.inflight, "inflight")
     }
 
-    pub fn remove_inflight(&self, stack: &str) -> JournalResult<()> {
+    fn remove_inflight(&self, stack: &str) -> JournalResult<()> {
         Self::del(&self.inflight, "inflight", stack.as_bytes())
     }
 
-    /// Appends a report to the outbox (ids sort by creation time).
-    pub fn push_report(&self, r: &Report) -> JournalResult<()> {
+    fn push_report(&self, r: &Report) -> JournalResult<()> {
         Self::put(&self.outbox, "outbox", r.id.as_bytes(), r)?;
         let excess = self.outbox.len().saturating_sub(MAX_OUTBOX);
         for _ in 0..excess {
@@ -303,16 +200,14 @@ impl Journal {
         Ok(())
     }
 
-    /// Unacknowledged reports, oldest first.
-    pub fn pending_reports(&self) -> JournalResult<Vec<Report>> {
+    fn pending_reports(&self) -> JournalResult<Vec<Report>> {
         Ok(Self::all(&self.outbox, "outbox")?
             .into_iter()
             .map(|(_, r)| r)
             .collect())
     }
 
-    /// Drops acknowledged reports; unknown ids are ignored.
-    pub fn ack(&self, ids: &[String]) -> JournalResult<()> {
+    fn ack(&self, ids: &[String]) -> JournalResult<()> {
         for id in ids {
             self.outbox
                 .remove(id.as_bytes())
@@ -322,7 +217,7 @@ impl Journal {
         Ok(())
     }
 
-    pub fn flush(&self) -> JournalResult<()> {
+    fn flush(&self) -> JournalResult<()> {
         self.db.flush().map_err(db_err("db"))?;
         Ok(())
     }
@@ -340,7 +235,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal");
         let ids: Vec<String> = {
-            let j = Journal::open(&path).unwrap();
+            let j = SledJournal::open(&path).unwrap();
             let mut ids = Vec::new();
             for i in 0..5 {
                 let r = Report::new(ReportKind::Healthy, &format!("s{i}"), "r", "ok".into());
@@ -352,7 +247,7 @@ mod tests {
         };
         let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), 5);
-        let j = Journal::open(&path).unwrap();
+        let j = SledJournal::open(&path).unwrap();
         assert_eq!(j.completed().unwrap(), 7);
         let pending = j.pending_reports().unwrap();
         assert_eq!(
@@ -383,7 +278,7 @@ mod tests {
             db.flush().unwrap();
         }
         {
-            let j = Journal::open(&path).unwrap();
+            let j = SledJournal::open(&path).unwrap();
             assert_eq!(
                 j.db.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
                 JOURNAL_FORMAT.to_string().as_bytes()
@@ -391,7 +286,7 @@ mod tests {
             j.db.insert(FORMAT_KEY, b"99").unwrap();
             j.db.flush().unwrap();
         }
-        let e = Journal::open(&path).err().unwrap();
+        let e = SledJournal::open(&path).err().unwrap();
         assert!(
             matches!(e, JournalError::FormatTooNew { found: 99, .. }),
             "{e}"
