@@ -3,7 +3,7 @@
 //! so a plan cut short by a crash is finished by planning again.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use convoy_shared::compose::DependencyCondition;
@@ -14,16 +14,15 @@ use tracing::{info, warn};
 
 use super::gate::POLL;
 use super::plan::{
-    ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, StackPlan, Step, desired_spec, network_spec,
-    volume_spec,
+    ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, StackPlan, Step, desired_spec,
 };
 use crate::runtime::{
     ContainerInfo, ContainerState, Health, LABEL_CONFIG_HASH, LABEL_SERVICE, LabelFilter,
-    RegistryAuth, Runtime, RuntimeError, container_name,
+    NetworkSpec, RegistryAuth, Runtime, RuntimeError, VolumeSpec, container_name,
 };
 
 /// Default stop grace period (compose's).
-const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -38,7 +37,7 @@ pub enum ExecError {
     },
 }
 
-fn step_err(service: &str, reason: impl Into<String>) -> ExecError {
+pub fn step_err(service: &str, reason: impl Into<String>) -> ExecError {
     ExecError::Step {
         service: service.to_string(),
         container: None,
@@ -94,33 +93,43 @@ pub async fn image_facts(
     })
 }
 
-/// Writes the stack's files (relative bind sources) under `dir`. Paths are
-/// checked to stay inside it.
-pub fn write_files(stack: &RenderedStack, dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (rel, content) in &stack.files {
-        let rel_path = Path::new(rel);
-        if rel_path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("stack file path {rel:?} leaves the stack directory"),
-            ));
-        }
-        let path = dir.join(rel_path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if std::fs::read(&path).is_ok_and(|old| old == *content) {
-            continue;
-        }
-        let tmp = path.with_extension("convoy-tmp");
-        std::fs::write(&tmp, content)?;
-        std::fs::rename(&tmp, &path)?;
+/// The network spec of a [`Step::CreateNetwork`].
+pub fn network_spec(step: &Step) -> Option<NetworkSpec> {
+    match step {
+        Step::CreateNetwork {
+            name,
+            driver,
+            internal,
+            labels,
+            ..
+        } => Some(NetworkSpec {
+            name: name.clone(),
+            driver: driver.clone(),
+            internal: *internal,
+            attachable: false,
+            labels: labels.clone(),
+        }),
+        _ => None,
     }
-    Ok(())
+}
+
+/// The volume spec of a [`Step::CreateVolume`].
+pub fn volume_spec(step: &Step) -> Option<VolumeSpec> {
+    match step {
+        Step::CreateVolume {
+            name,
+            driver,
+            driver_opts,
+            labels,
+            ..
+        } => Some(VolumeSpec {
+            name: name.clone(),
+            driver: driver.clone(),
+            driver_opts: driver_opts.clone(),
+            labels: labels.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// Everything a plan run needs.

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_SERVICE,
-    NetworkInfo, NetworkSpec, VolumeInfo, VolumeSpec, config_hash, container_name,
-    container_spec_in, engine_network_name, engine_volume_name,
+    NetworkInfo, VolumeInfo, config_hash, container_name, container_spec_in, engine_network_name,
+    engine_volume_name,
 };
 
 /// Every object Convoy creates carries `dev.convoy.managed=true`; Convoy
@@ -339,6 +339,22 @@ fn recreate_reason(
     }
 }
 
+/// The images (references, or pinned ids) the stack needs that are not
+/// present locally, each once.
+pub fn missing_images(stack: &RenderedStack, images: &ImageFacts) -> Vec<String> {
+    let wanted: BTreeSet<&String> = stack
+        .compose
+        .services
+        .iter()
+        .map(|(name, svc)| images.pins.get(name).unwrap_or(&svc.image))
+        .collect();
+    wanted
+        .into_iter()
+        .filter(|r| !images.local.contains_key(*r))
+        .cloned()
+        .collect()
+}
+
 /// Plans one stack towards `desired`.
 pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFacts) -> StackPlan {
     let mut plan = StackPlan {
@@ -382,24 +398,19 @@ pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFa
         }
     }
     let mut want_image: BTreeMap<&str, Option<&String>> = BTreeMap::new();
-    let mut ensure: BTreeSet<&str> = BTreeSet::new();
     for (name, svc) in &desired.compose.services {
         if let Some(pin) = images.pins.get(name) {
             // A pinned id is its own reference.
             want_image.insert(name, images.local.get(pin).map(|_| pin));
-            if !images.local.contains_key(pin) {
-                ensure.insert(pin);
-            }
         } else {
             want_image.insert(name, images.local.get(&svc.image));
-            if !images.local.contains_key(&svc.image) {
-                ensure.insert(&svc.image);
-            }
         }
     }
-    prepare.extend(ensure.into_iter().map(|i| Step::EnsureImage {
-        image: i.to_string(),
-    }));
+    prepare.extend(
+        missing_images(desired, images)
+            .into_iter()
+            .map(|image| Step::EnsureImage { image }),
+    );
     plan.push(prepare);
 
     // Remove containers of services gone from the stack, and extras
@@ -552,45 +563,6 @@ pub fn plan_removal(stack: &str, observed: &Observed, remove_volumes: bool) -> S
     plan
 }
 
-/// The network spec of a [`Step::CreateNetwork`].
-pub fn network_spec(step: &Step) -> Option<NetworkSpec> {
-    match step {
-        Step::CreateNetwork {
-            name,
-            driver,
-            internal,
-            labels,
-            ..
-        } => Some(NetworkSpec {
-            name: name.clone(),
-            driver: driver.clone(),
-            internal: *internal,
-            attachable: false,
-            labels: labels.clone(),
-        }),
-        _ => None,
-    }
-}
-
-/// The volume spec of a [`Step::CreateVolume`].
-pub fn volume_spec(step: &Step) -> Option<VolumeSpec> {
-    match step {
-        Step::CreateVolume {
-            name,
-            driver,
-            driver_opts,
-            labels,
-            ..
-        } => Some(VolumeSpec {
-            name: name.clone(),
-            driver: driver.clone(),
-            driver_opts: driver_opts.clone(),
-            labels: labels.clone(),
-        }),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -600,6 +572,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::engine::exec::{network_spec, volume_spec};
 
     fn svc(image: &str, env: &str, deps: &[(&str, DependencyCondition)]) -> Service {
         Service {

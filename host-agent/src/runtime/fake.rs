@@ -185,6 +185,11 @@ impl State {
         format!("{prefix}{:012x}", self.next_id)
     }
 
+    fn image_digest(&mut self) -> String {
+        self.next_id += 1;
+        format!("sha256:{:064x}", self.next_id)
+    }
+
     fn find(&self, id_or_name: &str) -> Option<String> {
         if self.containers.contains_key(id_or_name) {
             return Some(id_or_name.to_string());
@@ -231,7 +236,7 @@ impl FakeRuntime {
     /// A local image; returns its id.
     pub fn image(&self, reference: &str, behaviour: Behaviour) -> String {
         let mut s = self.state.lock().unwrap();
-        let id = format!("sha256:{:0>64}", s.local.len() + s.registry.len() + 1);
+        let id = s.image_digest();
         s.local.insert(reference.to_string(), id.clone());
         s.behaviours.insert(id.clone(), behaviour);
         id
@@ -240,7 +245,7 @@ impl FakeRuntime {
     /// An image only the registry has (a pull fetches it).
     pub fn registry_image(&self, reference: &str, behaviour: Behaviour) -> String {
         let mut s = self.state.lock().unwrap();
-        let id = format!("sha256:{:0>64}", s.local.len() + s.registry.len() + 1);
+        let id = s.image_digest();
         s.registry.insert(reference.to_string(), id.clone());
         s.behaviours.insert(id.clone(), behaviour);
         id
