@@ -101,7 +101,9 @@ impl AgentHooks for StreamBridge {
                     "desired state journaled; applying"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "journaling the desired state failed"),
+            Err(e) => {
+                tracing::error!(error = %convoy_kit::error_chain(&e), "journaling the desired state failed")
+            }
         }
     }
 
@@ -109,7 +111,7 @@ impl AgentHooks for StreamBridge {
         match self.engine.pending_reports() {
             Ok(r) => r.into_iter().map(Report::from).collect(),
             Err(e) => {
-                tracing::error!(error = %e, "reading the report outbox failed");
+                tracing::error!(error = %convoy_kit::error_chain(&e), "reading the report outbox failed");
                 Vec::new()
             }
         }
@@ -117,7 +119,7 @@ impl AgentHooks for StreamBridge {
 
     fn ack(&self, ids: &[String]) {
         if let Err(e) = self.engine.ack(ids) {
-            tracing::error!(error = %e, "acknowledging reports failed");
+            tracing::error!(error = %convoy_kit::error_chain(&e), "acknowledging reports failed");
         }
     }
 

@@ -360,7 +360,7 @@ async fn connect_docker(
         match BollardRuntime::connect().await {
             Ok(r) => return Ok(Some(r)),
             Err(e) => {
-                tracing::warn!(error = %e, "Docker engine unreachable; retrying every 5s");
+                tracing::warn!(error = %convoy_kit::error_chain(&e), "Docker engine unreachable; retrying every 5s");
                 if !announced {
                     // Up and retrying: systemd should not time us out.
                     let _ = sd_notify::ready("waiting for the Docker engine");
@@ -392,7 +392,7 @@ async fn start_telemetry(cfg: &AgentConfig, runtime: Arc<BollardRuntime>) -> Arc
     let docker_version = match runtime.engine_version().await {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(error = %e, "reading the Docker version failed; reported as empty");
+            tracing::warn!(error = %convoy_kit::error_chain(&e), "reading the Docker version failed; reported as empty");
             String::new()
         }
     };
@@ -420,7 +420,9 @@ async fn start_telemetry(cfg: &AgentConfig, runtime: Arc<BollardRuntime>) -> Arc
             tick.tick().await;
             match containers.refresh(runtime.as_ref()).await {
                 Ok(n) => tracing::debug!(containers = n, "container directory refreshed"),
-                Err(e) => tracing::warn!(error = %e, "refreshing the container directory failed"),
+                Err(e) => {
+                    tracing::warn!(error = %convoy_kit::error_chain(&e), "refreshing the container directory failed")
+                }
             }
         }
     });

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use convoy_kit::error_chain;
 use convoy_shared::compose::DependencyCondition;
 use convoy_shared::render::RenderedStack;
 use futures::future::join_all;
@@ -173,7 +174,7 @@ impl Executor<'_> {
                     .runtime
                     .list_networks(&LabelFilter::new())
                     .await
-                    .map_err(|e| step_err("", e.to_string()))?;
+                    .map_err(|e| step_err("", error_chain(&e)))?;
                 if let Some(n) = all.iter().find(|n| n.name == *name) {
                     if n.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true") {
                         return Ok(());
@@ -187,7 +188,7 @@ impl Executor<'_> {
                     .create_network(&spec)
                     .await
                     .map(|_| ())
-                    .map_err(|e| step_err("", e.to_string()))
+                    .map_err(|e| step_err("", error_chain(&e)))
             }
             Step::CreateVolume { .. } => {
                 let Some(spec) = volume_spec(step) else {
@@ -198,13 +199,13 @@ impl Executor<'_> {
                     .create_volume(&spec)
                     .await
                     .map(|_| ())
-                    .map_err(|e| step_err("", e.to_string()))
+                    .map_err(|e| step_err("", error_chain(&e)))
             }
             Step::EnsureImage { image } => {
                 match self.runtime.image_exists(image).await {
                     Ok(Some(_)) => return Ok(()),
                     Ok(None) => {}
-                    Err(e) => return Err(step_err("", e.to_string())),
+                    Err(e) => return Err(step_err("", error_chain(&e))),
                 }
                 self.runtime
                     .pull_image(image, self.auth)
@@ -214,7 +215,8 @@ impl Executor<'_> {
                         step_err(
                             "",
                             format!(
-                                "image {image} is not present locally and the pull failed: {e}"
+                                "image {image} is not present locally and the pull failed: {}",
+                                error_chain(&e)
                             ),
                         )
                     })
@@ -242,12 +244,12 @@ impl Executor<'_> {
             Step::RemoveNetwork { name } => match self.runtime.remove_network(name).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(step_err("", e.to_string())),
+                Err(e) => Err(step_err("", error_chain(&e))),
             },
             Step::RemoveVolume { name } => match self.runtime.remove_volume(name).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(step_err("", e.to_string())),
+                Err(e) => Err(step_err("", error_chain(&e))),
             },
         }
     }
@@ -265,12 +267,12 @@ impl Executor<'_> {
         match self.runtime.stop_container(id, self.grace(service)).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => warn!(%id, error = %e, "stop failed; removing by force"),
+            Err(e) => warn!(%id, error = %error_chain(&e), "stop failed; removing by force"),
         }
         match self.runtime.remove_container(id, true).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(step_err(service, e.to_string())),
+            Err(e) => Err(step_err(service, error_chain(&e))),
         }
     }
 
@@ -283,7 +285,7 @@ impl Executor<'_> {
                     return Err(ExecError::Step {
                         service: service.to_string(),
                         container: Some(id.to_string()),
-                        reason: format!("cannot start {service}: {e}"),
+                        reason: format!("cannot start {service}: {}", error_chain(&e)),
                     });
                 }
             }
@@ -316,10 +318,18 @@ impl Executor<'_> {
                     Ok(c) if c.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true") => {
                         self.stop_remove(service, &c.id).await?;
                         self.runtime.create_container(&spec).await.map_err(|e| {
-                            step_err(service, format!("cannot create {service}: {e}"))
+                            step_err(
+                                service,
+                                format!("cannot create {service}: {}", error_chain(&e)),
+                            )
                         })?
                     }
-                    _ => return Err(step_err(service, format!("cannot create {service}: {e}"))),
+                    _ => {
+                        return Err(step_err(
+                            service,
+                            format!("cannot create {service}: {}", error_chain(&e)),
+                        ));
+                    }
                 }
             }
         };
@@ -330,7 +340,7 @@ impl Executor<'_> {
         let name = container_name(&self.stack.name, service, 1);
         let cs = stack_containers(self.runtime, &self.stack.name)
             .await
-            .map_err(|e| step_err(service, e.to_string()))?;
+            .map_err(|e| step_err(service, error_chain(&e)))?;
         Ok(cs.into_iter().find(|c| {
             c.labels.get(LABEL_SERVICE).map(String::as_str) == Some(service) && c.name == name
         }))

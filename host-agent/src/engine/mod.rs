@@ -164,7 +164,13 @@ impl StackEngine {
         runtime: Arc<dyn Runtime>,
         options: StackEngineOptions,
     ) -> StackEngineResult<StackEngine> {
-        let data_dir = data_dir.as_ref().to_path_buf();
+        // Absolute: relative bind sources are resolved under it, and the
+        // engine wants absolute host paths.
+        let data_dir =
+            std::path::absolute(data_dir.as_ref()).map_err(|source| StackEngineError::DataDir {
+                path: data_dir.as_ref().to_path_buf(),
+                source,
+            })?;
         make_private_dir(&data_dir)?;
         let journal = Arc::new(SledJournal::open(&data_dir.join("journal"))?);
         Self::with_journal(data_dir, journal, runtime, options)

@@ -31,19 +31,19 @@ pub const MAX_OUTBOX: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("journal {path}: {source}")]
+    #[error("journal {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: ::sled::Error,
     },
-    #[error("journal tree {tree}: {source}")]
+    #[error("journal tree {tree}")]
     Db {
         tree: &'static str,
         #[source]
         source: ::sled::Error,
     },
-    #[error("journal tree {tree} key {key}: bad record: {source}")]
+    #[error("journal tree {tree} key {key}: bad record")]
     Decode {
         tree: &'static str,
         key: String,
@@ -59,7 +59,7 @@ pub enum JournalError {
         found: u32,
         supported: u32,
     },
-    #[error("journal tree {tree}: cannot encode record: {source}")]
+    #[error("journal tree {tree}: cannot encode record")]
     Encode {
         tree: &'static str,
         #[source]
