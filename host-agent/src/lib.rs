@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod engine;
 pub mod journal;
+pub mod local;
 pub mod report;
 pub mod runtime;
 pub mod stream;

@@ -280,6 +280,19 @@ impl StackEngine {
         Ok(self.shared.outbox.pending())
     }
 
+    /// True once the journal takes no more writes until it is reopened
+    /// (sled after an I/O error such as a full disk): the daemon restarts
+    /// to reopen it. Until then nothing more is applied.
+    pub fn journal_refuses_writes(&self) -> bool {
+        self.shared.journal.refuses_writes()
+    }
+
+    /// Reports the journal could not take, held in memory until the
+    /// control plane acknowledges them (they are lost on exit).
+    pub fn held_reports(&self) -> usize {
+        self.shared.outbox.held()
+    }
+
     /// Drops acknowledged reports.
     pub fn ack(&self, ids: &[String]) -> StackEngineResult<()> {
         Ok(self.shared.outbox.ack(ids)?)

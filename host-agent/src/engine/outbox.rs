@@ -65,6 +65,11 @@ impl Outbox {
         }
     }
 
+    /// Reports held in memory (not journaled), not yet acknowledged.
+    pub fn held(&self) -> usize {
+        self.held.lock().map_or(0, |h| h.len())
+    }
+
     /// Unacknowledged reports, oldest first: the journal's and the held
     /// ones. A journal that cannot be read is logged and the held ones are
     /// still returned (they may be the only way out).

@@ -442,6 +442,45 @@ async fn a_full_disk_stops_the_apply_reports_live_and_retries() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_journal_that_latches_its_error_waits_for_a_restart() {
+    let mut rig = Rig::new();
+    rig.apply(host(vec![two("a", "app:1", "v1")])).await;
+    // As sled does: after one refused write, every later one is refused,
+    // room or not, until the journal is reopened.
+    rig.journal.set_latching(true);
+    let a2 = two("a", "app:1", "v2");
+    rig.engine
+        .set_desired(host(vec![a2.clone()]), None)
+        .unwrap();
+    rig.journal.set_full(true);
+    let reports = rig.settle().await;
+    assert_eq!(kinds(&reports, "a"), [ReportKind::Failed], "{reports:#?}");
+    assert!(rig.engine.journal_refuses_writes());
+    assert_eq!(rig.engine.held_reports(), 0, "delivered and acked");
+    rig.journal.set_full(false);
+    let refused = rig.journal.refused().len();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(rig.journal.refused().len(), refused, "no pointless retries");
+    assert!(rig.engine.pending_reports().unwrap().is_empty());
+    assert!(
+        rig.engine
+            .set_desired(host(vec![a2.clone()]), None)
+            .is_err()
+    );
+    assert_eq!(rig.engine.held_reports(), 1, "the refusal is reported live");
+
+    // The restart reopens it and the apply resumes.
+    rig.journal.heal();
+    rig.restart().await;
+    let reports = rig.settle().await;
+    assert_eq!(kinds(&reports, "a"), [ReportKind::Healthy], "{reports:#?}");
+    assert_eq!(
+        rig.stack_status("a").lkg_revision.as_deref(),
+        Some(a2.revision.as_str())
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_lkg_write_is_reported_and_the_retry_records_it() {
     let rig = Rig::new();
     rig.journal.fail("put_lkg");

@@ -22,6 +22,8 @@ use crate::report::{Report, ReportKind};
 /// A full disk is fixed by a person or a log rotation: seconds to hours.
 const RETRY_BASE: Duration = Duration::from_secs(5);
 const RETRY_CAP: Duration = Duration::from_secs(300);
+/// "No timed retry" (a year; `Instant` has no infinity).
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// How one pass ended.
 enum PassEnd {
@@ -77,12 +79,22 @@ pub async fn run(sh: Arc<Shared>) {
                     }
                 },
                 PassEnd::JournalFailed => {
-                    let delay = backoff.next_delay(&mut rand::rng());
-                    warn!(
-                        retry_in_secs = delay.as_secs_f64(),
-                        "apply stopped on a journal error"
-                    );
-                    failed = Some((d.generation, Instant::now() + delay));
+                    if sh.journal.refuses_writes() {
+                        // Retrying cannot help until the journal is
+                        // reopened: only a restart moves on (a new state
+                        // would be refused too).
+                        error!(
+                            "apply stopped: the journal takes no more writes until the agent restarts"
+                        );
+                        failed = Some((d.generation, Instant::now() + NEVER));
+                    } else {
+                        let delay = backoff.next_delay(&mut rand::rng());
+                        warn!(
+                            retry_in_secs = delay.as_secs_f64(),
+                            "apply stopped on a journal error"
+                        );
+                        failed = Some((d.generation, Instant::now() + delay));
+                    }
                     sh.done.send_replace(d.generation);
                 }
             }

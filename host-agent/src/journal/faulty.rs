@@ -22,6 +22,10 @@ struct Faults {
     written: Vec<String>,
     /// Writes refused.
     refused: Vec<String>,
+    /// Like sled: the first refused write makes the journal refuse every
+    /// later one until it is reopened ([`FaultyJournal::heal`] here).
+    latching: bool,
+    latched: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -48,9 +52,15 @@ impl FaultyJournal {
         self.faults.lock().unwrap().failing.insert(method);
     }
 
+    /// Refusals latch, as sled's do.
+    pub fn set_latching(&self, on: bool) {
+        self.faults.lock().unwrap().latching = on;
+    }
+
     pub fn heal(&self) {
         let mut f = self.faults.lock().unwrap();
         f.full = false;
+        f.latched = false;
         f.failing.clear();
     }
 
@@ -71,7 +81,8 @@ impl FaultyJournal {
         let what = format!("{method} {key}");
         {
             let mut faults = self.faults.lock().unwrap();
-            if faults.full || faults.failing.contains(method) {
+            if faults.full || faults.latched || faults.failing.contains(method) {
+                faults.latched = faults.latching;
                 faults.refused.push(what);
                 return Err(JournalError::Db {
                     tree: method,
@@ -147,5 +158,8 @@ impl Journal for FaultyJournal {
     }
     fn flush(&self) -> JournalResult<()> {
         self.write("flush", "", |j| j.flush())
+    }
+    fn refuses_writes(&self) -> bool {
+        self.faults.lock().unwrap().latched
     }
 }

@@ -59,6 +59,11 @@ pub enum JournalError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "the journal refused an earlier write ({first}) and takes no more until it is \
+         reopened (the agent restarts for that)"
+    )]
+    Latched { first: String },
     #[error("journal tree {tree}: cannot encode record")]
     Encode {
         tree: &'static str,
@@ -162,4 +167,10 @@ pub trait Journal: Send + Sync + std::fmt::Debug {
     fn ack(&self, ids: &[String]) -> JournalResult<()>;
 
     fn flush(&self) -> JournalResult<()>;
+
+    /// True once the journal takes no more writes until it is reopened
+    /// (see [`SledJournal`]'s caveats).
+    fn refuses_writes(&self) -> bool {
+        false
+    }
 }

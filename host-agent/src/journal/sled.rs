@@ -2,6 +2,7 @@
 //! values JSON, every write flushed before it returns.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,8 +28,19 @@ fn db_err(tree: &'static str) -> impl Fn(sled::Error) -> JournalError {
     move |source| JournalError::Db { tree, source }
 }
 
+/// The journal in sled.
+///
+/// # Caveats
+/// sled (0.34) latches its first I/O error: after a write fails (a full
+/// disk), every later write fails with the same error even once there is
+/// room again, and some block for good. So the first failed write latches
+/// here too: later writes are refused at once without reaching sled
+/// ([`JournalError::Latched`]), reads still go through, and
+/// [`Journal::refuses_writes`] says the journal must be reopened — the
+/// agent restarts for that.
 #[derive(Debug, Clone)]
 pub struct SledJournal {
+    latched: Arc<Mutex<Option<String>>>,
     db: sled::Db,
     desired: sled::Tree,
     applied: sled::Tree,
@@ -60,6 +72,7 @@ impl SledJournal {
         })?;
         let tree = |name: &'static str| db.open_tree(name).map_err(db_err(name));
         Ok(Self {
+            latched: Arc::default(),
             desired: tree("desired")?,
             applied: tree("applied")?,
             lkg: tree("lkg")?,
@@ -67,6 +80,25 @@ impl SledJournal {
             outbox: tree("outbox")?,
             db,
         })
+    }
+
+    /// Runs a write unless an earlier one latched; a store error latches.
+    fn write(&self, f: impl FnOnce() -> JournalResult<()>) -> JournalResult<()> {
+        let Ok(mut latched) = self.latched.lock() else {
+            return Err(JournalError::Latched {
+                first: "journal latch poisoned".into(),
+            });
+        };
+        if let Some(first) = latched.as_ref() {
+            return Err(JournalError::Latched {
+                first: first.clone(),
+            });
+        }
+        let r = f();
+        if let Err(e @ (JournalError::Db { .. } | JournalError::Open { .. })) = &r {
+            *latched = Some(convoy_kit::error_chain(e));
+        }
+        r
     }
 
     fn put<T: Serialize>(
@@ -126,7 +158,7 @@ impl SledJournal {
 
 impl Journal for SledJournal {
     fn put_desired(&self, d: &DesiredRecord) -> JournalResult<()> {
-        Self::put(&self.desired, "desired", DESIRED_KEY, d)
+        self.write(|| Self::put(&self.desired, "desired", DESIRED_KEY, d))
     }
 
     fn desired(&self) -> JournalResult<Option<DesiredRecord>> {
@@ -138,11 +170,11 @@ impl Journal for SledJournal {
     }
 
     fn put_completed(&self, generation: u64) -> JournalResult<()> {
-        Self::put(&self.desired, "desired", COMPLETED_KEY, &generation)
+        self.write(|| Self::put(&self.desired, "desired", COMPLETED_KEY, &generation))
     }
 
     fn put_applied(&self, stack: &str, r: &AppliedRecord) -> JournalResult<()> {
-        Self::put(&self.applied, "applied", stack.as_bytes(), r)
+        self.write(|| Self::put(&self.applied, "applied", stack.as_bytes(), r))
     }
 
     fn applied(&self, stack: &str) -> JournalResult<Option<AppliedRecord>> {
@@ -154,11 +186,11 @@ impl Journal for SledJournal {
     }
 
     fn remove_applied(&self, stack: &str) -> JournalResult<()> {
-        Self::del(&self.applied, "applied", stack.as_bytes())
+        self.write(|| Self::del(&self.applied, "applied", stack.as_bytes()))
     }
 
     fn put_lkg(&self, stack: &str, r: &LkgRecord) -> JournalResult<()> {
-        Self::put(&self.lkg, "lkg", stack.as_bytes(), r)
+        self.write(|| Self::put(&self.lkg, "lkg", stack.as_bytes(), r))
     }
 
     fn lkg(&self, stack: &str) -> JournalResult<Option<LkgRecord>> {
@@ -170,11 +202,11 @@ impl Journal for SledJournal {
     }
 
     fn remove_lkg(&self, stack: &str) -> JournalResult<()> {
-        Self::del(&self.lkg, "lkg", stack.as_bytes())
+        self.write(|| Self::del(&self.lkg, "lkg", stack.as_bytes()))
     }
 
     fn put_inflight(&self, stack: &str, r: &Inflight) -> JournalResult<()> {
-        Self::put(&self.inflight, "inflight", stack.as_bytes(), r)
+        self.write(|| Self::put(&self.inflight, "inflight", stack.as_bytes(), r))
     }
 
     fn inflight(&self, stack: &str) -> JournalResult<Option<Inflight>> {
@@ -186,18 +218,20 @@ impl Journal for SledJournal {
     }
 
     fn remove_inflight(&self, stack: &str) -> JournalResult<()> {
-        Self::del(&self.inflight, "inflight", stack.as_bytes())
+        self.write(|| Self::del(&self.inflight, "inflight", stack.as_bytes()))
     }
 
     fn push_report(&self, r: &Report) -> JournalResult<()> {
-        Self::put(&self.outbox, "outbox", r.id.as_bytes(), r)?;
-        let excess = self.outbox.len().saturating_sub(MAX_OUTBOX);
-        for _ in 0..excess {
-            if self.outbox.pop_min().map_err(db_err("outbox"))?.is_none() {
-                break;
+        self.write(|| {
+            Self::put(&self.outbox, "outbox", r.id.as_bytes(), r)?;
+            let excess = self.outbox.len().saturating_sub(MAX_OUTBOX);
+            for _ in 0..excess {
+                if self.outbox.pop_min().map_err(db_err("outbox"))?.is_none() {
+                    break;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn pending_reports(&self) -> JournalResult<Vec<Report>> {
@@ -208,18 +242,26 @@ impl Journal for SledJournal {
     }
 
     fn ack(&self, ids: &[String]) -> JournalResult<()> {
-        for id in ids {
-            self.outbox
-                .remove(id.as_bytes())
-                .map_err(db_err("outbox"))?;
-        }
-        self.outbox.flush().map_err(db_err("outbox"))?;
-        Ok(())
+        self.write(|| {
+            for id in ids {
+                self.outbox
+                    .remove(id.as_bytes())
+                    .map_err(db_err("outbox"))?;
+            }
+            self.outbox.flush().map_err(db_err("outbox"))?;
+            Ok(())
+        })
+    }
+
+    fn refuses_writes(&self) -> bool {
+        self.latched.lock().map_or(true, |l| l.is_some())
     }
 
     fn flush(&self) -> JournalResult<()> {
-        self.db.flush().map_err(db_err("db"))?;
-        Ok(())
+        self.write(|| {
+            self.db.flush().map_err(db_err("db"))?;
+            Ok(())
+        })
     }
 }
 
@@ -291,5 +333,39 @@ mod tests {
             matches!(e, JournalError::FormatTooNew { found: 99, .. }),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_store_error_latches_and_later_writes_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SledJournal::open(&dir.path().join("journal")).unwrap();
+        j.put_completed(1).unwrap();
+        assert!(!j.refuses_writes());
+        // What sled answers on a full disk.
+        let full = j.write(|| {
+            Err(JournalError::Db {
+                tree: "inflight",
+                source: sled::Error::Io(std::io::Error::from_raw_os_error(28)),
+            })
+        });
+        assert!(full.is_err());
+        assert!(j.refuses_writes());
+        let e = j.put_completed(2).unwrap_err();
+        assert!(
+            matches!(&e, JournalError::Latched { first } if first.contains("os error 28")),
+            "{e}"
+        );
+        assert!(j.ack(&[]).is_err() && j.flush().is_err());
+        assert_eq!(j.completed().unwrap(), 1, "reads still work");
+        // An encoding error is the caller's, not the store's: no latch.
+        let dir = tempfile::tempdir().unwrap();
+        let j = SledJournal::open(&dir.path().join("journal")).unwrap();
+        let bad = j.write(|| {
+            Err(JournalError::Encode {
+                tree: "applied",
+                source: serde_json::from_str::<u8>("x").unwrap_err(),
+            })
+        });
+        assert!(bad.is_err() && !j.refuses_writes());
     }
 }
