@@ -1,6 +1,22 @@
-//! The Convoy host agent: the stream client to the control plane, the local
-//! journal (sled), the compose engine on the Docker API (bollard), the health
-//! gate with autonomous rollback, and telemetry (sysinfo + NVML).
+//! The Convoy host agent (`convoy-agent run`). Its tasks:
+//!
+//! - the [`stream`] client: one outbound mTLS gRPC stream to the control
+//!   plane (reconnecting with jittered backoff), carrying desired states in
+//!   and reports, heartbeats and telemetry out;
+//! - the [`engine`]'s apply task: converges the local Docker engine
+//!   ([`runtime`], bollard) to the desired state, gates each stack on
+//!   health and rolls back to its last-known-good on its own;
+//! - the [`telemetry`] sampler (sysinfo, NVML) on the blocking pool.
+//!
+//! Data flow: a desired state arrives on the stream, [`bridge`] checks it
+//! and hands it to the engine, which writes it to the [`journal`] before
+//! anything else; the engine's pure [`engine::lifecycle`] decides each
+//! stack's next step, the executor performs it, recording each step in the
+//! journal before acting on the next; its [`report`]s wait in the journal's
+//! outbox until the control plane acknowledges them, and the stream drains
+//! them (and the telemetry buffer). Nothing is decided by the control plane
+//! once a state has arrived: a crash, a restart or a lost stream resumes
+//! from the journal. [`local`] runs the same engine without a control plane.
 
 pub mod bridge;
 pub mod engine;
