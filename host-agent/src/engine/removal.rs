@@ -29,7 +29,7 @@ pub enum RemovalEnd {
     Step(ExecError),
 }
 
-/// The journaled stacks not in `wanted`, with their last-known-good.
+/// The journaled stacks that are not in `wanted` (pure).
 pub fn stale_stacks(
     journaled: BTreeSet<String>,
     wanted: &[RenderedStack],
