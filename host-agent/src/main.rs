@@ -6,13 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use convoy_host_agent::engine::{Engine, Report, ReportKind};
-use convoy_host_agent::hooks::EngineHooks;
-use convoy_host_agent::journal::Phase;
+use convoy_host_agent::bridge::StreamBridge;
+use convoy_host_agent::engine::StackEngine;
+use convoy_host_agent::local::{self, StateSource};
 use convoy_host_agent::runtime::BollardRuntime;
 use convoy_host_agent::stream::{Agent, AgentConfig, AgentDir};
 use convoy_host_agent::telemetry::{ContainerDirectory, Sampler, TelemetryBuffer, TelemetryConfig};
-use convoy_shared::render::HostState;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +52,13 @@ const ENV_KEYS: &[&str] = &[
     "nvml_library",
     "gpus",
 ];
+/// How often the daemon checks whether its journal still takes writes.
+const JOURNAL_CHECK: Duration = Duration::from_secs(2);
+/// A journal that refuses writes (sled after an I/O error such as a full
+/// disk) is only fixed by reopening it: the daemon exits for systemd to
+/// restart it (`Restart=on-failure`, 5 s), after at most this long for the
+/// reports it holds in memory to reach the control plane.
+const JOURNAL_EXIT_GRACE: Duration = Duration::from_secs(30);
 /// How long SIGTERM waits for the current apply step before a hard stop
 /// (the journal is crash-safe; the unit's TimeoutStopSec is 90 s).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
@@ -126,129 +132,6 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-}
-
-fn print_report(r: &Report, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string(r)?);
-        return Ok(());
-    }
-    let stack = if r.stack.is_empty() { "-" } else { &r.stack };
-    println!(
-        "{:<12} {:<20} {}",
-        format!("{:?}", r.kind),
-        stack,
-        r.message
-    );
-    if !r.failing_service.is_empty() {
-        println!("  failing service: {}", r.failing_service);
-    }
-    for l in &r.log_tail {
-        println!("  | {l}");
-    }
-    Ok(())
-}
-
-enum StateSource {
-    File(PathBuf),
-    Fleet(PathBuf, String),
-}
-
-fn load_state(source: &StateSource) -> anyhow::Result<HostState> {
-    match source {
-        StateSource::File(state) => {
-            let text = std::fs::read_to_string(state)
-                .with_context(|| format!("reading {}", state.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a rendered host state", state.display()))
-        }
-        StateSource::Fleet(path, host) => {
-            let repo = convoy_shared::repo::load_dir(path).map_err(|d| {
-                anyhow::anyhow!("{} is not a valid fleet repo:\n{d}", path.display())
-            })?;
-            for w in &repo.warnings.0 {
-                eprintln!("{w}");
-            }
-            convoy_shared::render::render_host(&repo, host)
-                .with_context(|| format!("host {host:?} is not in {}/fleet.toml", path.display()))
-        }
-    }
-}
-
-async fn apply(
-    data_dir: PathBuf,
-    source: StateSource,
-    wait: bool,
-    json: bool,
-) -> anyhow::Result<bool> {
-    let host_state = load_state(&source)?;
-    let runtime = BollardRuntime::connect().await?;
-    let engine = Engine::open(&data_dir, Arc::new(runtime))?;
-    engine.set_desired(host_state, None)?;
-    if wait {
-        engine.wait_idle().await?;
-    } else {
-        // Return once every stack is past its apply steps.
-        loop {
-            let st = engine.status()?;
-            let busy = st.stacks.iter().any(|s| {
-                s.desired_revision.is_some()
-                    && matches!(
-                        s.phase,
-                        Phase::Pending | Phase::Applying | Phase::RollingBack | Phase::Removing
-                    )
-            });
-            if st.completed_generation >= st.generation || !busy {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-    engine.shutdown().await;
-    let reports = engine.pending_reports()?;
-    let mut ok = true;
-    for r in &reports {
-        print_report(r, json)?;
-        ok &= !matches!(r.kind, ReportKind::Failed | ReportKind::RolledBack);
-    }
-    // Printed = delivered: there is no control plane to send them to.
-    engine.ack(&reports.iter().map(|r| r.id.clone()).collect::<Vec<_>>())?;
-    Ok(ok)
-}
-
-async fn status(data_dir: PathBuf, json: bool) -> anyhow::Result<()> {
-    let runtime = BollardRuntime::connect().await?;
-    let engine = Engine::open(&data_dir, Arc::new(runtime))?;
-    let st = engine.status()?;
-    engine.shutdown().await;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&st)?);
-        return Ok(());
-    }
-    println!(
-        "host revision: {}",
-        st.host_revision.as_deref().unwrap_or("-")
-    );
-    println!(
-        "{:<20} {:<12} {:<14} {:<14} {:<14} MESSAGE",
-        "STACK", "PHASE", "DESIRED", "APPLIED", "LKG"
-    );
-    let short = |r: &Option<String>| {
-        r.as_deref()
-            .map_or("-".to_string(), |r| r.chars().take(12).collect())
-    };
-    for s in &st.stacks {
-        println!(
-            "{:<20} {:<12} {:<14} {:<14} {:<14} {}",
-            s.stack,
-            format!("{:?}", s.phase),
-            short(&s.desired_revision),
-            short(&s.applied_revision),
-            short(&s.lkg_revision),
-            s.message
-        );
-    }
-    Ok(())
 }
 
 fn init_logging(format: LogFormat, default: &str) {
@@ -359,7 +242,7 @@ async fn connect_docker(
         match BollardRuntime::connect().await {
             Ok(r) => return Ok(Some(r)),
             Err(e) => {
-                tracing::warn!(error = %e, "Docker engine unreachable; retrying every 5s");
+                tracing::warn!(error = %convoy_kit::error_chain(&e), "Docker engine unreachable; retrying every 5s");
                 if !announced {
                     // Up and retrying: systemd should not time us out.
                     let _ = sd_notify::ready("waiting for the Docker engine");
@@ -391,7 +274,7 @@ async fn start_telemetry(cfg: &AgentConfig, runtime: Arc<BollardRuntime>) -> Arc
     let docker_version = match runtime.engine_version().await {
         Ok(v) => v,
         Err(e) => {
-            tracing::warn!(error = %e, "reading the Docker version failed; reported as empty");
+            tracing::warn!(error = %convoy_kit::error_chain(&e), "reading the Docker version failed; reported as empty");
             String::new()
         }
     };
@@ -419,7 +302,9 @@ async fn start_telemetry(cfg: &AgentConfig, runtime: Arc<BollardRuntime>) -> Arc
             tick.tick().await;
             match containers.refresh(runtime.as_ref()).await {
                 Ok(n) => tracing::debug!(containers = n, "container directory refreshed"),
-                Err(e) => tracing::warn!(error = %e, "refreshing the container directory failed"),
+                Err(e) => {
+                    tracing::warn!(error = %convoy_kit::error_chain(&e), "refreshing the container directory failed")
+                }
             }
         }
     });
@@ -452,8 +337,9 @@ async fn run(d: Daemon) -> anyhow::Result<()> {
         return Ok(());
     };
     let runtime = Arc::new(runtime);
-    let engine = Arc::new(Engine::open(&data_dir, runtime.clone()).context("opening the journal")?);
-    let hooks = Arc::new(EngineHooks::new(engine.clone(), &data_dir));
+    let engine =
+        Arc::new(StackEngine::open(&data_dir, runtime.clone()).context("opening the journal")?);
+    let hooks = Arc::new(StreamBridge::new(engine.clone(), &data_dir));
     let telemetry = start_telemetry(&d.stream, runtime).await;
     let agent = Agent::new(AgentDir::new(&data_dir), d.stream, hooks).with_telemetry(telemetry);
     if let Err(e) = sd_notify::ready(&format!("running from {}", data_dir.display())) {
@@ -462,9 +348,29 @@ async fn run(d: Daemon) -> anyhow::Result<()> {
     let stream = agent.run(stop_rx.clone());
     tokio::pin!(stream);
     let mut tick = tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+    let mut journal_check = tokio::time::interval(JOURNAL_CHECK);
+    let mut exit_at: Option<tokio::time::Instant> = None;
     let result = loop {
         tokio::select! {
             r = &mut stream => break r.context("agent stream"),
+            _ = journal_check.tick() => {
+                if engine.journal_refuses_writes() {
+                    let at = *exit_at.get_or_insert_with(|| {
+                        tracing::error!(
+                            grace_secs = JOURNAL_EXIT_GRACE.as_secs(),
+                            "the journal takes no more writes; exiting once the reports held in memory are delivered"
+                        );
+                        tokio::time::Instant::now() + JOURNAL_EXIT_GRACE
+                    });
+                    if engine.held_reports() == 0 || tokio::time::Instant::now() >= at {
+                        break Err(anyhow::anyhow!(
+                            "the journal in {} takes no more writes (a full disk? see the error logged before): \
+                             exiting so that systemd restarts the agent and it reopens the journal",
+                            data_dir.display()
+                        ));
+                    }
+                }
+            }
             _ = tick.tick(), if watchdog.is_some() => {
                 // Fed only while the journal answers: a wedged store or a
                 // starved runtime gets the agent restarted.
@@ -562,13 +468,13 @@ async fn main() -> anyhow::Result<std::process::ExitCode> {
                 _ => anyhow::bail!("give --state FILE, or --fleet PATH --host NAME"),
             };
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
-            if !apply(data_dir, source, wait, json).await? {
+            if !local::apply(data_dir, source, wait, json).await? {
                 return Ok(std::process::ExitCode::from(2));
             }
         }
         Command::Status { data_dir, json } => {
             init_logging(cli.log_format.unwrap_or(LogFormat::Text), "warn");
-            status(data_dir, json).await?
+            local::status(data_dir, json).await?
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

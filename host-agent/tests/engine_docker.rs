@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use convoy_host_agent::engine::{Engine, Report, ReportKind};
+use convoy_host_agent::engine::StackEngine;
+use convoy_host_agent::report::{Report, ReportKind};
 use convoy_host_agent::runtime::{
     BollardRuntime, ContainerInfo, ContainerState, Health, LABEL_CONFIG_HASH, LABEL_ONEOFF,
     LABEL_PROJECT, LABEL_SERVICE, LabelFilter, Runtime,
@@ -210,7 +211,7 @@ fn by_service(cs: &[ContainerInfo]) -> BTreeMap<String, ContainerInfo> {
 }
 
 /// Applies and waits; returns the new reports (acked) and the time taken.
-async fn apply(engine: &Engine, state: HostState) -> (Vec<Report>, Duration) {
+async fn apply(engine: &StackEngine, state: HostState) -> (Vec<Report>, Duration) {
     let t = Instant::now();
     engine.set_desired(state, Some("rollout-1".into())).unwrap();
     tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
@@ -243,7 +244,7 @@ async fn a_two_service_stack_comes_up_healthy_with_compose_names_and_labels() {
     let g = Guard::new("a", 1);
     let name = &g.stacks[0];
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path().join("data"), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path().join("data"), rt.clone()).unwrap();
     let s = stack(name, vec![("web", web()), ("app", app("v1"))]);
     let (reports, took) = apply(&engine, host_state(vec![s.clone()])).await;
     assert_eq!(
@@ -308,7 +309,7 @@ async fn b_reapply_is_a_no_op_and_a_changed_service_alone_is_recreated() {
     let g = Guard::new("b", 1);
     let name = &g.stacks[0];
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     let v1 = stack(name, vec![("web", web()), ("app", app("v1"))]);
     let (reports, _) = apply(&engine, host_state(vec![v1.clone()])).await;
     assert_eq!(kinds(&reports, name), vec![ReportKind::Healthy]);
@@ -357,7 +358,7 @@ async fn c_failing_revision_fails_early_and_rolls_back_to_lkg() {
     let g = Guard::new("c", 1);
     let name = &g.stacks[0];
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     let v1 = stack(name, vec![("web", web()), ("app", app("v1"))]);
     let (reports, _) = apply(&engine, host_state(vec![v1.clone()])).await;
     assert_eq!(kinds(&reports, name), vec![ReportKind::Healthy]);
@@ -465,7 +466,7 @@ async fn d_failing_first_deploy_reports_failed() {
     let g = Guard::new("d", 1);
     let name = &g.stacks[0];
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     let s = stack(name, vec![("web", web()), ("app", failing_app())]);
     let (reports, took) = apply(&engine, host_state(vec![s.clone()])).await;
     eprintln!("d: failed first deploy reported after {took:?}");
@@ -505,7 +506,7 @@ async fn e_removed_stack_is_removed_with_networks_but_volumes_kept() {
     let g = Guard::new("e", 2);
     let (keep, gone) = (&g.stacks[0], &g.stacks[1]);
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     let mut w = web();
     w.volumes = vec![VolumeMount {
         kind: MountKind::Volume,
@@ -576,7 +577,7 @@ async fn f_crash_mid_plan_then_rerun_converges_without_duplicates() {
     let name = &g.stacks[0];
     let dir = tempfile::tempdir().unwrap();
     let s = stack(name, vec![("web", web()), ("app", app("v1"))]);
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     engine
         .set_desired(host_state(vec![s.clone()]), None)
         .unwrap();
@@ -601,7 +602,7 @@ async fn f_crash_mid_plan_then_rerun_converges_without_duplicates() {
     drop(engine);
 
     // Restart: the journal's unfinished apply resumes on open.
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
         .await
         .unwrap()
@@ -628,7 +629,7 @@ async fn f_crash_mid_plan_then_rerun_converges_without_duplicates() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     engine.abort().await;
     drop(engine);
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
     tokio::time::timeout(Duration::from_secs(60), engine.wait_idle())
         .await
         .unwrap()
@@ -706,7 +707,7 @@ async fn h_newer_state_supersedes_and_after_dependents_wait_for_healthy() {
     let g = Guard::new("h", 2);
     let (first, second) = (&g.stacks[0], &g.stacks[1]);
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(dir.path(), rt.clone()).unwrap();
+    let engine = StackEngine::open(dir.path(), rt.clone()).unwrap();
 
     // v1 is superseded by v2 while it applies; v2 wins.
     let v1 = stack(first, vec![("web", web()), ("app", app("v1"))]);

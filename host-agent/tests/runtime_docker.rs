@@ -430,7 +430,7 @@ async fn images_exist_tag_and_pull_fails_fast_without_registry() {
     assert!(
         matches!(
             err,
-            RuntimeError::Engine {
+            RuntimeError::Docker {
                 op: "pull image",
                 ..
             } | RuntimeError::NotFound { .. }

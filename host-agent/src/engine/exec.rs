@@ -1,29 +1,29 @@
-//! The executor: performs a [`Plan`] against a [`Runtime`]. Every step is
+//! The executor: performs a [`StackPlan`] against a [`Runtime`]. Every step is
 //! idempotent (create tolerates an existing object, remove a missing one),
 //! so a plan cut short by a crash is finished by planning again.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use convoy_kit::error_chain;
 use convoy_shared::compose::DependencyCondition;
 use convoy_shared::render::RenderedStack;
 use futures::future::join_all;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::health::{POLL, stack_containers};
+use super::gate::POLL;
 use super::plan::{
-    ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, Plan, Step, desired_spec, network_spec,
-    volume_spec,
+    ImageFacts, LABEL_MANAGED, LABEL_STACK, Observed, StackPlan, Step, desired_spec,
 };
 use crate::runtime::{
     ContainerInfo, ContainerState, Health, LABEL_CONFIG_HASH, LABEL_SERVICE, LabelFilter,
-    RegistryAuth, Runtime, RuntimeError, container_name,
+    NetworkSpec, RegistryAuth, Runtime, RuntimeError, VolumeSpec, container_name,
 };
 
 /// Default stop grace period (compose's).
-const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExecError {
@@ -38,12 +38,26 @@ pub enum ExecError {
     },
 }
 
-fn step_err(service: &str, reason: impl Into<String>) -> ExecError {
+pub fn step_err(service: &str, reason: impl Into<String>) -> ExecError {
     ExecError::Step {
         service: service.to_string(),
         container: None,
         reason: reason.into(),
     }
+}
+
+/// Lists the containers of a stack (managed objects only).
+pub async fn stack_containers(
+    runtime: &dyn Runtime,
+    stack: &str,
+) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    runtime
+        .list_containers(
+            &LabelFilter::new()
+                .label(LABEL_MANAGED, "true")
+                .label(LABEL_STACK, stack),
+        )
+        .await
 }
 
 /// Reads what the engine holds for `stack` (managed objects only).
@@ -80,33 +94,43 @@ pub async fn image_facts(
     })
 }
 
-/// Writes the stack's files (relative bind sources) under `dir`. Paths are
-/// checked to stay inside it.
-pub fn write_files(stack: &RenderedStack, dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (rel, content) in &stack.files {
-        let rel_path = Path::new(rel);
-        if rel_path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-        {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("stack file path {rel:?} leaves the stack directory"),
-            ));
-        }
-        let path = dir.join(rel_path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        if std::fs::read(&path).is_ok_and(|old| old == *content) {
-            continue;
-        }
-        let tmp = path.with_extension("convoy-tmp");
-        std::fs::write(&tmp, content)?;
-        std::fs::rename(&tmp, &path)?;
+/// The network spec of a [`Step::CreateNetwork`].
+pub fn network_spec(step: &Step) -> Option<NetworkSpec> {
+    match step {
+        Step::CreateNetwork {
+            name,
+            driver,
+            internal,
+            labels,
+            ..
+        } => Some(NetworkSpec {
+            name: name.clone(),
+            driver: driver.clone(),
+            internal: *internal,
+            attachable: false,
+            labels: labels.clone(),
+        }),
+        _ => None,
     }
-    Ok(())
+}
+
+/// The volume spec of a [`Step::CreateVolume`].
+pub fn volume_spec(step: &Step) -> Option<VolumeSpec> {
+    match step {
+        Step::CreateVolume {
+            name,
+            driver,
+            driver_opts,
+            labels,
+            ..
+        } => Some(VolumeSpec {
+            name: name.clone(),
+            driver: driver.clone(),
+            driver_opts: driver_opts.clone(),
+            labels: labels.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// Everything a plan run needs.
@@ -126,7 +150,7 @@ impl Executor<'_> {
     /// Runs the batches in order, the steps of a batch concurrently. Stops
     /// at the first batch with a failure (reporting the first failure) or
     /// when cancelled at a batch boundary.
-    pub async fn run(&self, plan: &Plan) -> Result<(), ExecError> {
+    pub async fn run(&self, plan: &StackPlan) -> Result<(), ExecError> {
         for batch in &plan.batches {
             if (self.cancelled)() {
                 return Err(ExecError::Cancelled);
@@ -150,7 +174,7 @@ impl Executor<'_> {
                     .runtime
                     .list_networks(&LabelFilter::new())
                     .await
-                    .map_err(|e| step_err("", e.to_string()))?;
+                    .map_err(|e| step_err("", error_chain(&e)))?;
                 if let Some(n) = all.iter().find(|n| n.name == *name) {
                     if n.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true") {
                         return Ok(());
@@ -164,7 +188,7 @@ impl Executor<'_> {
                     .create_network(&spec)
                     .await
                     .map(|_| ())
-                    .map_err(|e| step_err("", e.to_string()))
+                    .map_err(|e| step_err("", error_chain(&e)))
             }
             Step::CreateVolume { .. } => {
                 let Some(spec) = volume_spec(step) else {
@@ -175,13 +199,13 @@ impl Executor<'_> {
                     .create_volume(&spec)
                     .await
                     .map(|_| ())
-                    .map_err(|e| step_err("", e.to_string()))
+                    .map_err(|e| step_err("", error_chain(&e)))
             }
             Step::EnsureImage { image } => {
                 match self.runtime.image_exists(image).await {
                     Ok(Some(_)) => return Ok(()),
                     Ok(None) => {}
-                    Err(e) => return Err(step_err("", e.to_string())),
+                    Err(e) => return Err(step_err("", error_chain(&e))),
                 }
                 self.runtime
                     .pull_image(image, self.auth)
@@ -191,7 +215,8 @@ impl Executor<'_> {
                         step_err(
                             "",
                             format!(
-                                "image {image} is not present locally and the pull failed: {e}"
+                                "image {image} is not present locally and the pull failed: {}",
+                                error_chain(&e)
                             ),
                         )
                     })
@@ -219,12 +244,12 @@ impl Executor<'_> {
             Step::RemoveNetwork { name } => match self.runtime.remove_network(name).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(step_err("", e.to_string())),
+                Err(e) => Err(step_err("", error_chain(&e))),
             },
             Step::RemoveVolume { name } => match self.runtime.remove_volume(name).await {
                 Ok(()) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(step_err("", e.to_string())),
+                Err(e) => Err(step_err("", error_chain(&e))),
             },
         }
     }
@@ -242,12 +267,12 @@ impl Executor<'_> {
         match self.runtime.stop_container(id, self.grace(service)).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => warn!(%id, error = %e, "stop failed; removing by force"),
+            Err(e) => warn!(%id, error = %error_chain(&e), "stop failed; removing by force"),
         }
         match self.runtime.remove_container(id, true).await {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(step_err(service, e.to_string())),
+            Err(e) => Err(step_err(service, error_chain(&e))),
         }
     }
 
@@ -260,7 +285,7 @@ impl Executor<'_> {
                     return Err(ExecError::Step {
                         service: service.to_string(),
                         container: Some(id.to_string()),
-                        reason: format!("cannot start {service}: {e}"),
+                        reason: format!("cannot start {service}: {}", error_chain(&e)),
                     });
                 }
             }
@@ -293,10 +318,18 @@ impl Executor<'_> {
                     Ok(c) if c.labels.get(LABEL_MANAGED).is_some_and(|v| v == "true") => {
                         self.stop_remove(service, &c.id).await?;
                         self.runtime.create_container(&spec).await.map_err(|e| {
-                            step_err(service, format!("cannot create {service}: {e}"))
+                            step_err(
+                                service,
+                                format!("cannot create {service}: {}", error_chain(&e)),
+                            )
                         })?
                     }
-                    _ => return Err(step_err(service, format!("cannot create {service}: {e}"))),
+                    _ => {
+                        return Err(step_err(
+                            service,
+                            format!("cannot create {service}: {}", error_chain(&e)),
+                        ));
+                    }
                 }
             }
         };
@@ -307,7 +340,7 @@ impl Executor<'_> {
         let name = container_name(&self.stack.name, service, 1);
         let cs = stack_containers(self.runtime, &self.stack.name)
             .await
-            .map_err(|e| step_err(service, e.to_string()))?;
+            .map_err(|e| step_err(service, error_chain(&e)))?;
         Ok(cs.into_iter().find(|c| {
             c.labels.get(LABEL_SERVICE).map(String::as_str) == Some(service) && c.name == name
         }))

@@ -1,4 +1,7 @@
-//! The per-stack health gate and the HTTP/TCP probes.
+//! The health gate's decisions, pure: [`assess`] judges one look at a
+//! stack's containers, [`GateWindow`] turns a series of looks and the time
+//! they were taken into a verdict. The loop that takes the looks (engine
+//! listing, probes, sleeping) is `gate.rs`.
 //!
 //! A stack passes when every service is running (not restarting), Docker
 //! health is `healthy` where a healthcheck is defined, and every probe
@@ -8,30 +11,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use convoy_shared::fleet::{Probe, ProbeCheck};
+use convoy_shared::fleet::HealthPolicy;
 use convoy_shared::render::RenderedStack;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use super::plan::{LABEL_MANAGED, LABEL_STACK, oneshots};
-use crate::runtime::{ContainerInfo, ContainerState, Health, LABEL_SERVICE, LabelFilter, Runtime};
-
-/// How often the gate looks.
-pub const POLL: Duration = Duration::from_millis(500);
-
-/// Why a gate failed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct GateFailure {
-    pub service: String,
-    /// Container id of the failing service, when it has one (for logs).
-    pub container: Option<String>,
-    pub reason: String,
-}
+use crate::report::GateFailure;
+use crate::runtime::{ContainerInfo, ContainerState, Health, LABEL_SERVICE};
 
 /// One look at a stack: `Ok(None)` all good, `Ok(Some(why))` not (yet)
-/// healthy, `Err` failed for good.
-fn assess(
+/// healthy, `Err` failed for good. `baseline` holds each container's
+/// restart count at the first look; `shots` the one-shot services (an exit
+/// 0 is their success).
+pub fn assess(
     stack: &RenderedStack,
     containers: &[ContainerInfo],
     baseline: &BTreeMap<String, u64>,
@@ -100,246 +90,339 @@ fn assess(
     Ok(waiting)
 }
 
-/// Runs one probe attempt.
-pub async fn probe(p: &Probe) -> Result<(), String> {
-    let attempt = async {
-        match &p.check {
-            ProbeCheck::Tcp { address } => TcpStream::connect(address.as_str())
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("tcp {address}: {e}")),
-            ProbeCheck::Http { url } => http_get(url).await,
-        }
-    };
-    tokio::time::timeout(p.timeout, attempt)
-        .await
-        .map_err(|_| format!("probe timed out after {:?}", p.timeout))?
-}
-
-/// A minimal HTTP/1.0 GET: healthy on a 2xx/3xx status. Only `http://`.
-async fn http_get(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// probes are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let addr = if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let mut s = TcpStream::connect(&addr)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let req = format!(
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\nUser-Agent: convoy-agent\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    let mut buf = Vec::with_capacity(64);
-    let mut chunk = [0u8; 256];
-    while !buf.contains(&b'\n') && buf.len() < 1024 {
-        let n = s
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let line = String::from_utf8_lossy(&buf);
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
-    if (200..400).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("{url}: HTTP {status}"))
-    }
-}
-
-/// Lists the containers of a stack (managed objects only).
-pub async fn stack_containers(
-    runtime: &dyn Runtime,
-    stack: &str,
-) -> crate::runtime::RuntimeResult<Vec<ContainerInfo>> {
-    runtime
-        .list_containers(
-            &LabelFilter::new()
-                .label(LABEL_MANAGED, "true")
-                .label(LABEL_STACK, stack),
-        )
-        .await
-}
-
-/// What the gate needs from its caller besides the stack: when the window
-/// started and how to tell it to stop early.
-pub struct GateContext<'a> {
-    pub started: Instant,
-    /// Returns true when the gate must stop (superseded, shutting down).
-    pub cancelled: &'a (dyn Fn() -> bool + Send + Sync),
-}
-
+/// One look at a stack, probes included, as the gate loop took it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GateOutcome {
+pub enum Look {
+    /// Every service up (healthy where checked), every probe passing.
+    Good,
+    /// Not healthy yet: keep looking until the deadline.
+    NotYet(GateFailure),
+    /// Failed for good (an exit, a restart, `unhealthy`).
+    Bad(GateFailure),
+}
+
+impl From<Result<Option<GateFailure>, GateFailure>> for Look {
+    fn from(r: Result<Option<GateFailure>, GateFailure>) -> Look {
+        match r {
+            Ok(None) => Look::Good,
+            Ok(Some(w)) => Look::NotYet(w),
+            Err(f) => Look::Bad(f),
+        }
+    }
+}
+
+/// What the window says after a look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
     Healthy,
     Failed(GateFailure),
-    Cancelled,
+    /// Look again.
+    Watching,
 }
 
-/// Watches `stack` until it is healthy for `min_healthy`, fails, passes its
-/// deadline (counted from `ctx.started`), or is cancelled.
-pub async fn gate(
-    runtime: &dyn Runtime,
-    stack: &RenderedStack,
-    ctx: GateContext<'_>,
-) -> GateOutcome {
-    let shots = oneshots(&stack.compose);
-    let deadline = ctx.started + stack.health.deadline;
-    let mut baseline: Option<BTreeMap<String, u64>> = None;
-    let mut healthy_since: Option<Instant> = None;
-    let mut last_wait: Option<GateFailure> = None;
-    loop {
-        if (ctx.cancelled)() {
-            return GateOutcome::Cancelled;
+/// The `min_healthy` / `deadline` window of one gate, fed looks and the
+/// time since the stack's turn started (`at`; the deadline counts from
+/// there, so slow container creation eats into it). Healthy once looks have
+/// been good continuously for `min_healthy`; failed at once on a bad look,
+/// or at the deadline when no good run is under way (a run that started
+/// before the deadline may finish after it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateWindow {
+    deadline: Duration,
+    min_healthy: Duration,
+    healthy_since: Option<Duration>,
+    last_wait: Option<GateFailure>,
+    baseline: Option<BTreeMap<String, u64>>,
+}
+
+impl GateWindow {
+    pub fn new(policy: &HealthPolicy) -> GateWindow {
+        GateWindow {
+            deadline: policy.deadline,
+            min_healthy: policy.min_healthy,
+            healthy_since: None,
+            last_wait: None,
+            baseline: None,
         }
-        let now = Instant::now();
-        let verdict = match stack_containers(runtime, &stack.name).await {
-            Err(e) => Ok(Some(GateFailure {
-                service: String::new(),
-                container: None,
-                reason: format!("cannot list containers: {e}"),
-            })),
-            Ok(cs) => {
-                let base = baseline.get_or_insert_with(|| {
-                    cs.iter().map(|c| (c.id.clone(), c.restart_count)).collect()
-                });
-                match assess(stack, &cs, base, &shots) {
-                    Ok(None) => {
-                        let mut failed = None;
-                        for p in &stack.health.probes {
-                            if let Err(why) = probe(p).await {
-                                let container = cs
-                                    .iter()
-                                    .find(|c| c.labels.get(LABEL_SERVICE) == Some(&p.service))
-                                    .map(|c| c.id.clone());
-                                failed = Some(GateFailure {
-                                    service: p.service.clone(),
-                                    container,
-                                    reason: format!("probe failed: {why}"),
-                                });
-                                break;
-                            }
-                        }
-                        Ok(failed)
-                    }
-                    other => other,
+    }
+
+    /// Restart counts by container id, fixed at the first listing: a
+    /// restart after it fails the gate.
+    pub fn baseline(&mut self, containers: &[ContainerInfo]) -> &BTreeMap<String, u64> {
+        self.baseline.get_or_insert_with(|| {
+            containers
+                .iter()
+                .map(|c| (c.id.clone(), c.restart_count))
+                .collect()
+        })
+    }
+
+    pub fn observe(&mut self, at: Duration, look: Look) -> Verdict {
+        match look {
+            Look::Bad(f) => return Verdict::Failed(f),
+            Look::Good => {
+                let since = *self.healthy_since.get_or_insert(at);
+                if at.saturating_sub(since) >= self.min_healthy {
+                    return Verdict::Healthy;
                 }
             }
-        };
-        match verdict {
-            Err(f) => return GateOutcome::Failed(f),
-            Ok(None) => {
-                let since = *healthy_since.get_or_insert(now);
-                if now.duration_since(since) >= stack.health.min_healthy {
-                    return GateOutcome::Healthy;
-                }
-            }
-            Ok(Some(w)) => {
-                healthy_since = None;
-                last_wait = Some(w);
+            Look::NotYet(w) => {
+                self.healthy_since = None;
+                self.last_wait = Some(w);
             }
         }
-        if healthy_since.is_none() && Instant::now() >= deadline {
-            let mut f = last_wait.unwrap_or_else(|| GateFailure {
+        if self.healthy_since.is_none() && at >= self.deadline {
+            let mut f = self.last_wait.take().unwrap_or_else(|| GateFailure {
                 service: String::new(),
                 container: None,
                 reason: String::new(),
             });
             f.reason = format!(
                 "not healthy for {:?} within the {:?} deadline (last: {})",
-                stack.health.min_healthy, stack.health.deadline, f.reason
+                self.min_healthy, self.deadline, f.reason
             );
-            return GateOutcome::Failed(f);
+            return Verdict::Failed(f);
         }
-        tokio::time::sleep(POLL).await;
+        Verdict::Watching
     }
 }
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use convoy_shared::compose::{ComposeFile, Healthcheck, Service};
+    use proptest::prelude::*;
+
     use super::*;
 
-    async fn serve(status: &'static str) -> String {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                let mut buf = [0u8; 512];
-                let _ = s.read(&mut buf).await;
-                let _ = s
-                    .write_all(format!("HTTP/1.0 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
-                    .await;
-            }
-        });
-        addr
-    }
+    const S: Duration = Duration::from_secs(1);
 
-    fn p(check: ProbeCheck) -> Probe {
-        Probe {
-            service: "web".into(),
-            check,
-            timeout: Duration::from_secs(2),
+    fn policy(deadline: u64, min_healthy: u64) -> HealthPolicy {
+        HealthPolicy {
+            deadline: S * u32::try_from(deadline).unwrap(),
+            min_healthy: S * u32::try_from(min_healthy).unwrap(),
+            probes: Vec::new(),
         }
     }
 
-    #[tokio::test]
-    async fn http_and_tcp_probes() {
-        let ok = serve("200 OK").await;
-        let bad = serve("503 Service Unavailable").await;
-        assert!(
-            probe(&p(ProbeCheck::Http {
-                url: format!("http://{ok}/health")
-            }))
-            .await
-            .is_ok()
+    fn wait(why: &str) -> Look {
+        Look::NotYet(GateFailure {
+            service: "web".into(),
+            container: None,
+            reason: why.into(),
+        })
+    }
+
+    #[test]
+    fn healthy_after_min_healthy_of_continuous_good_looks() {
+        let mut w = GateWindow::new(&policy(20, 3));
+        assert_eq!(w.observe(S, Look::Good), Verdict::Watching);
+        assert_eq!(w.observe(S * 3, Look::Good), Verdict::Watching);
+        // A bad moment restarts the run.
+        assert_eq!(w.observe(S * 4, wait("starting")), Verdict::Watching);
+        assert_eq!(w.observe(S * 5, Look::Good), Verdict::Watching);
+        assert_eq!(w.observe(S * 7, Look::Good), Verdict::Watching);
+        assert_eq!(w.observe(S * 8, Look::Good), Verdict::Healthy);
+    }
+
+    #[test]
+    fn deadline_fails_with_the_last_reason_unless_a_good_run_is_under_way() {
+        let mut w = GateWindow::new(&policy(10, 5));
+        assert_eq!(
+            w.observe(S * 9, wait("health is starting")),
+            Verdict::Watching
         );
-        let e = probe(&p(ProbeCheck::Http {
-            url: format!("http://{bad}/"),
-        }))
-        .await
-        .unwrap_err();
-        assert!(e.contains("503"), "{e}");
-        assert!(
-            probe(&p(ProbeCheck::Tcp {
-                address: ok.clone()
-            }))
-            .await
-            .is_ok()
+        let Verdict::Failed(f) = w.observe(S * 10, wait("health is starting")) else {
+            panic!("deadline passed")
+        };
+        assert_eq!(
+            f.reason,
+            "not healthy for 5s within the 10s deadline (last: health is starting)"
         );
-        // A port nobody listens on.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let closed = l.local_addr().unwrap().to_string();
-        drop(l);
+        assert_eq!(f.service, "web");
+
+        // Good from 8 s on: the run may finish past the deadline.
+        let mut w = GateWindow::new(&policy(10, 5));
+        assert_eq!(w.observe(S * 8, Look::Good), Verdict::Watching);
+        assert_eq!(w.observe(S * 12, Look::Good), Verdict::Watching);
+        assert_eq!(w.observe(S * 13, Look::Good), Verdict::Healthy);
+    }
+
+    #[test]
+    fn a_bad_look_fails_at_once() {
+        let mut w = GateWindow::new(&policy(10, 5));
+        let f = GateFailure {
+            service: "app".into(),
+            container: Some("c1".into()),
+            reason: "service app exited with code 1".into(),
+        };
+        assert_eq!(w.observe(S, Look::Good), Verdict::Watching);
+        assert_eq!(w.observe(S * 2, Look::Bad(f.clone())), Verdict::Failed(f));
+    }
+
+    fn container(service: &str, state: ContainerState, health: Option<Health>) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{service}"),
+            name: format!("s-{service}-1"),
+            labels: BTreeMap::from([(LABEL_SERVICE.to_string(), service.to_string())]),
+            state,
+            exit_code: Some(0),
+            health,
+            restart_count: 0,
+            image_id: "sha256:x".into(),
+            image: "x".into(),
+        }
+    }
+
+    #[test]
+    fn assess_judges_states_health_restarts_and_one_shots() {
+        let checked = Service {
+            healthcheck: Some(Healthcheck {
+                test: vec!["CMD".into(), "true".into()],
+                interval: None,
+                timeout: None,
+                retries: None,
+                start_period: None,
+                start_interval: None,
+                disable: false,
+            }),
+            ..Default::default()
+        };
+        let stack = RenderedStack {
+            name: "s".into(),
+            revision: "r".into(),
+            compose: ComposeFile {
+                services: BTreeMap::from([
+                    ("web".to_string(), checked),
+                    ("job".to_string(), Service::default()),
+                ]),
+                ..Default::default()
+            },
+            health: policy(10, 1),
+            after: Vec::new(),
+            remove_volumes: false,
+            files: BTreeMap::new(),
+        };
+        let shots = BTreeSet::from(["job".to_string()]);
+        let none = BTreeMap::new();
+        let web = |h| container("web", ContainerState::Running, h);
+        let job_done = container("job", ContainerState::Exited, None);
+        assert_eq!(
+            assess(
+                &stack,
+                &[web(Some(Health::Healthy)), job_done.clone()],
+                &none,
+                &shots
+            ),
+            Ok(None)
+        );
+        let r = assess(&stack, &[web(None), job_done.clone()], &none, &shots);
         assert!(
-            probe(&p(ProbeCheck::Tcp { address: closed }))
-                .await
-                .is_err()
+            matches!(&r, Ok(Some(w)) if w.reason.contains("no health yet")),
+            "{r:?}"
+        );
+        let r = assess(
+            &stack,
+            &[web(Some(Health::Unhealthy)), job_done.clone()],
+            &none,
+            &shots,
         );
         assert!(
-            probe(&p(ProbeCheck::Http {
-                url: "https://x/".into()
-            }))
-            .await
-            .is_err()
+            matches!(&r, Err(f) if f.reason.contains("unhealthy")),
+            "{r:?}"
         );
+        let mut failed_job = job_done.clone();
+        failed_job.exit_code = Some(3);
+        let r = assess(
+            &stack,
+            &[web(Some(Health::Healthy)), failed_job],
+            &none,
+            &shots,
+        );
+        assert!(
+            matches!(&r, Err(f) if f.reason.contains("exited with code 3")),
+            "{r:?}"
+        );
+        let mut restarted = web(Some(Health::Healthy));
+        restarted.restart_count = 2;
+        let base = BTreeMap::from([("id-web".to_string(), 1)]);
+        let r = assess(&stack, &[restarted, job_done.clone()], &base, &shots);
+        assert!(
+            matches!(&r, Err(f) if f.reason.contains("restarted (1 restarts)")),
+            "{r:?}"
+        );
+        let r = assess(&stack, &[job_done], &none, &shots);
+        assert!(
+            matches!(&r, Err(f) if f.reason.contains("has no container")),
+            "{r:?}"
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum L {
+        Good,
+        NotYet,
+        Bad,
+    }
+
+    fn arb_looks() -> impl Strategy<Value = Vec<(u64, L)>> {
+        prop::collection::vec(
+            (
+                1u64..3_000,
+                prop_oneof![4 => Just(L::Good), 3 => Just(L::NotYet), 1 => Just(L::Bad)],
+            ),
+            1..60,
+        )
+    }
+
+    proptest! {
+        /// Against a direct reading of the rule: healthy exactly when the
+        /// good looks have run unbroken for min_healthy; failed on a bad
+        /// look, or at the deadline with no good run under way; and a
+        /// verdict is final (the loop stops at it).
+        #[test]
+        fn the_window_follows_the_rule(
+            deadline_ms in 0u64..20_000,
+            min_ms in 0u64..8_000,
+            looks in arb_looks(),
+        ) {
+            let p = HealthPolicy {
+                deadline: Duration::from_millis(deadline_ms),
+                min_healthy: Duration::from_millis(min_ms),
+                probes: Vec::new(),
+            };
+            let mut w = GateWindow::new(&p);
+            let mut at = 0u64;
+            let mut run_start: Option<u64> = None;
+            for (step, l) in looks {
+                at += step;
+                let look = match l {
+                    L::Good => Look::Good,
+                    L::NotYet => wait("not yet"),
+                    L::Bad => Look::Bad(GateFailure { service: "web".into(), container: None, reason: "bad".into() }),
+                };
+                let v = w.observe(Duration::from_millis(at), look);
+                let expected = match l {
+                    L::Bad => "failed",
+                    L::Good => {
+                        let since = *run_start.get_or_insert(at);
+                        if at - since >= min_ms { "healthy" } else { "watching" }
+                    }
+                    L::NotYet => {
+                        run_start = None;
+                        if at >= deadline_ms { "failed" } else { "watching" }
+                    }
+                };
+                let got = match &v {
+                    Verdict::Healthy => "healthy",
+                    Verdict::Failed(_) => "failed",
+                    Verdict::Watching => "watching",
+                };
+                prop_assert_eq!(got, expected, "at {}ms", at);
+                if got != "watching" {
+                    break;
+                }
+            }
+        }
     }
 }

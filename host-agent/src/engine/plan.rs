@@ -1,5 +1,5 @@
 //! The pure planner: (desired stack, observed engine objects) -> an ordered
-//! [`Plan`]. No I/O here; the executor performs the plan.
+//! [`StackPlan`]. No I/O here; the executor performs the plan.
 //!
 //! A plan is a list of batches. Batches run one after the other; the steps
 //! of one batch are independent of each other and run concurrently. The
@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, LABEL_CONFIG_HASH, LABEL_PROJECT, LABEL_SERVICE,
-    NetworkInfo, NetworkSpec, VolumeInfo, VolumeSpec, config_hash, container_name,
-    container_spec_in, engine_network_name, engine_volume_name,
+    NetworkInfo, VolumeInfo, config_hash, container_name, container_spec_in, engine_network_name,
+    engine_volume_name,
 };
 
 /// Every object Convoy creates carries `dev.convoy.managed=true`; Convoy
@@ -128,13 +128,13 @@ impl Step {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+pub struct StackPlan {
     pub stack: String,
     /// Run in order; the steps inside one batch run concurrently.
     pub batches: Vec<Vec<Step>>,
 }
 
-impl Plan {
+impl StackPlan {
     pub fn is_empty(&self) -> bool {
         self.batches.iter().all(Vec::is_empty)
     }
@@ -339,9 +339,25 @@ fn recreate_reason(
     }
 }
 
+/// The images (references, or pinned ids) the stack needs that are not
+/// present locally, each once.
+pub fn missing_images(stack: &RenderedStack, images: &ImageFacts) -> Vec<String> {
+    let wanted: BTreeSet<&String> = stack
+        .compose
+        .services
+        .iter()
+        .map(|(name, svc)| images.pins.get(name).unwrap_or(&svc.image))
+        .collect();
+    wanted
+        .into_iter()
+        .filter(|r| !images.local.contains_key(*r))
+        .cloned()
+        .collect()
+}
+
 /// Plans one stack towards `desired`.
-pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFacts) -> Plan {
-    let mut plan = Plan {
+pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFacts) -> StackPlan {
+    let mut plan = StackPlan {
         stack: desired.name.clone(),
         batches: Vec::new(),
     };
@@ -382,24 +398,19 @@ pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFa
         }
     }
     let mut want_image: BTreeMap<&str, Option<&String>> = BTreeMap::new();
-    let mut ensure: BTreeSet<&str> = BTreeSet::new();
     for (name, svc) in &desired.compose.services {
         if let Some(pin) = images.pins.get(name) {
             // A pinned id is its own reference.
             want_image.insert(name, images.local.get(pin).map(|_| pin));
-            if !images.local.contains_key(pin) {
-                ensure.insert(pin);
-            }
         } else {
             want_image.insert(name, images.local.get(&svc.image));
-            if !images.local.contains_key(&svc.image) {
-                ensure.insert(&svc.image);
-            }
         }
     }
-    prepare.extend(ensure.into_iter().map(|i| Step::EnsureImage {
-        image: i.to_string(),
-    }));
+    prepare.extend(
+        missing_images(desired, images)
+            .into_iter()
+            .map(|image| Step::EnsureImage { image }),
+    );
     plan.push(prepare);
 
     // Remove containers of services gone from the stack, and extras
@@ -507,12 +518,12 @@ pub fn plan_stack(desired: &RenderedStack, observed: &Observed, images: &ImageFa
 
 /// Plans the removal of a whole stack: its containers, then its networks,
 /// then (only with `remove_volumes`) its named volumes.
-pub fn plan_removal(stack: &str, observed: &Observed, remove_volumes: bool) -> Plan {
+pub fn plan_removal(stack: &str, observed: &Observed, remove_volumes: bool) -> StackPlan {
     let managed = |labels: &BTreeMap<String, String>| {
         labels.get(LABEL_MANAGED).is_some_and(|v| v == "true")
             && labels.get(LABEL_STACK).map(String::as_str) == Some(stack)
     };
-    let mut plan = Plan {
+    let mut plan = StackPlan {
         stack: stack.to_string(),
         batches: Vec::new(),
     };
@@ -552,45 +563,6 @@ pub fn plan_removal(stack: &str, observed: &Observed, remove_volumes: bool) -> P
     plan
 }
 
-/// The network spec of a [`Step::CreateNetwork`].
-pub fn network_spec(step: &Step) -> Option<NetworkSpec> {
-    match step {
-        Step::CreateNetwork {
-            name,
-            driver,
-            internal,
-            labels,
-            ..
-        } => Some(NetworkSpec {
-            name: name.clone(),
-            driver: driver.clone(),
-            internal: *internal,
-            attachable: false,
-            labels: labels.clone(),
-        }),
-        _ => None,
-    }
-}
-
-/// The volume spec of a [`Step::CreateVolume`].
-pub fn volume_spec(step: &Step) -> Option<VolumeSpec> {
-    match step {
-        Step::CreateVolume {
-            name,
-            driver,
-            driver_opts,
-            labels,
-            ..
-        } => Some(VolumeSpec {
-            name: name.clone(),
-            driver: driver.clone(),
-            driver_opts: driver_opts.clone(),
-            labels: labels.clone(),
-        }),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -600,6 +572,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::engine::exec::{network_spec, volume_spec};
 
     fn svc(image: &str, env: &str, deps: &[(&str, DependencyCondition)]) -> Service {
         Service {
@@ -646,7 +619,7 @@ mod tests {
     /// Applies a plan to a simulated engine (one-shots exit 0 at once).
     fn simulate(
         stack: &RenderedStack,
-        plan: &Plan,
+        plan: &StackPlan,
         obs: &mut Observed,
         images: &mut ImageFacts,
         next_id: &mut u64,
@@ -711,14 +684,14 @@ mod tests {
         }
     }
 
-    fn converge(stack: &RenderedStack, obs: &mut Observed, images: &mut ImageFacts) -> Plan {
+    fn converge(stack: &RenderedStack, obs: &mut Observed, images: &mut ImageFacts) -> StackPlan {
         let plan = plan_stack(stack, obs, images);
         let mut n = 1000;
         simulate(stack, &plan, obs, images, &mut n);
         plan
     }
 
-    fn names(plan: &Plan) -> Vec<String> {
+    fn names(plan: &StackPlan) -> Vec<String> {
         plan.steps()
             .map(|s| match s {
                 Step::Create { service, .. } => format!("create {service}"),

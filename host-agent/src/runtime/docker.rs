@@ -195,7 +195,7 @@ impl Runtime for BollardRuntime {
                     kind: "image",
                     id: spec.image.clone(),
                 },
-                RuntimeError::Engine { op, source, .. } => RuntimeError::Engine {
+                RuntimeError::Docker { op, source, .. } => RuntimeError::Docker {
                     op,
                     target: spec.name.clone(),
                     source,

@@ -1,9 +1,11 @@
 use std::time::Duration;
 
 /// Errors of the runtime layer, each naming the operation and its target.
+/// `Display` holds only this layer's part; print the whole chain with
+/// [`convoy_kit::error_chain`].
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("cannot reach the Docker engine (DOCKER_HOST={docker_host}): {source}")]
+    #[error("cannot reach the Docker engine (DOCKER_HOST={docker_host})")]
     Connect {
         docker_host: String,
         #[source]
@@ -11,8 +13,8 @@ pub enum RuntimeError {
     },
     #[error("{kind} {id} not found")]
     NotFound { kind: &'static str, id: String },
-    #[error("{op} {target}: {source}")]
-    Engine {
+    #[error("{op} {target}")]
+    Docker {
         op: &'static str,
         target: String,
         #[source]
@@ -57,7 +59,7 @@ impl RuntimeError {
                 id: target.to_string(),
             };
         }
-        Self::Engine {
+        Self::Docker {
             op,
             target: target.to_string(),
             source,

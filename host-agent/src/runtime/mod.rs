@@ -10,6 +10,8 @@
 
 mod docker;
 mod error;
+#[cfg(test)]
+pub mod fake;
 mod spec;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,9 @@ use convoy_shared::proto::agent_service_client::AgentServiceClient;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::files::{AgentDir, Enrollment, write_atomic};
+use convoy_kit::fsx::write_atomic;
+
+use super::files::{AgentDir, Enrollment};
 use super::{StreamError, facts, tls};
 
 /// What enrollment produced.

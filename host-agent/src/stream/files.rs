@@ -3,10 +3,9 @@
 //! renewal), `ca.pem` (the pinned fleet CA), `agent.json` (server address,
 //! host and fleet names).
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -84,27 +83,4 @@ impl AgentDir {
             ca_pem: read(self.ca())?,
         })
     }
-}
-
-/// Writes `data` to `path` via a temp file and rename, so readers see the
-/// old or the new content, never half of it. The file is created with
-/// `mode`.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        // Persist the rename itself.
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use convoy_shared::proto::{DesiredState, Report};
 
-use super::files::write_atomic;
+use convoy_kit::fsx::write_atomic;
 
 /// What the stream client calls. The apply engine implements this; the
 /// [`FileHooks`] default only records what arrives.

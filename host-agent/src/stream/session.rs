@@ -15,7 +15,9 @@ use rustls::pki_types::pem::PemObject;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::files::{AgentDir, Enrollment, write_atomic};
+use convoy_kit::fsx::write_atomic;
+
+use super::files::{AgentDir, Enrollment};
 use super::{AgentHooks, StreamError, facts, tls};
 use crate::telemetry::TelemetryBuffer;
 
@@ -54,7 +56,7 @@ pub fn cert_validity(cert_pem: &str) -> Result<(SystemTime, SystemTime), StreamE
         .map_err(|e| StreamError::Pki(format!("certificate: {e}")))?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der)
         .map_err(|e| StreamError::Pki(format!("certificate: {e}")))?;
-    let t = |ts: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(ts).unwrap_or(0));
+    let t = convoy_kit::clock::from_unix_secs;
     let nb = t(cert.validity().not_before.timestamp());
     let na = t(cert.validity().not_after.timestamp());
     let issued = nb
@@ -189,11 +191,7 @@ pub async fn run_session<H: AgentHooks>(
             _ = report_poll.tick() => {}
             _ = ticker.tick() => {
                 seq += 1;
-                let now_ms = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                    .unwrap_or(0);
-                if out.send(msg(Out::Heartbeat(Heartbeat { seq, sent_unix_ms: now_ms }))).await.is_err() {
+                if out.send(msg(Out::Heartbeat(Heartbeat { seq, sent_unix_ms: crate::unix_ms() }))).await.is_err() {
                     return Ok(SessionEnd::Broken { reason: "outgoing stream closed".into(), welcomed_for: up() });
                 }
             }

@@ -28,7 +28,6 @@ use nvml_wrapper::error::NvmlError;
 
 use super::cgroup::ProcCgroups;
 use super::containers::ContainerDirectory;
-use super::now_unix_ms;
 
 /// The system's NVML, found by the dynamic loader.
 pub const DEFAULT_NVML_LIBRARY: &str = "libnvidia-ml.so.1";
@@ -246,7 +245,7 @@ impl GpuSampler {
                 next_retry: Instant::now() + self.config.retry_interval,
             };
         }
-        events.extend(self.health.observe(&gpus, now_unix_ms()));
+        events.extend(self.health.observe(&gpus, crate::unix_ms()));
         (gpus, events)
     }
 }
@@ -459,7 +458,7 @@ fn watch_events(nvml: &Nvml, wait_ms: u32, stop: &AtomicBool, queue: &Mutex<VecD
                     kind: GpuEventKind::Xid as i32,
                     value: xid,
                     message: format!("XID {xid} on GPU {index}"),
-                    at_unix_ms: now_unix_ms(),
+                    at_unix_ms: crate::unix_ms(),
                 };
                 let mut q = queue.lock().unwrap_or_else(|p| p.into_inner());
                 if q.len() >= EVENT_QUEUE_CAP {

@@ -67,14 +67,6 @@ impl TelemetryConfig {
     }
 }
 
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// Takes host and GPU samples. Blocking: `run` calls it on the blocking pool.
 #[derive(Debug)]
 pub struct Sampler {
@@ -124,7 +116,7 @@ impl Sampler {
             None => (Vec::new(), Vec::new()),
         };
         TelemetrySample {
-            at_unix_ms: now_unix_ms(),
+            at_unix_ms: crate::unix_ms(),
             host: Some(host),
             gpus,
             gpu_events,

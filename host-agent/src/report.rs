@@ -1,6 +1,8 @@
-//! Reports the agent sends to the control plane (journaled in the outbox
-//! until acknowledged). Convertible to the wire type
-//! `convoy_shared::proto::v1::Report`.
+//! What the agent tells the control plane about its stacks: [`Report`]s
+//! (journaled in the outbox until acknowledged; convertible to the wire type
+//! `convoy_shared::proto::v1::Report`) and the [`GateFailure`] a failed
+//! apply or health gate carries. Plain data: the journal stores these and
+//! the engine makes them; neither depends on the other through this file.
 
 use convoy_shared::limits::{MAX_LOG_LINES, MAX_TEXT_LEN};
 use convoy_shared::proto::v1;
@@ -51,11 +53,13 @@ pub struct Report {
     pub restored_revision: String,
 }
 
-pub fn now_unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+/// Why an apply or a health gate failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateFailure {
+    pub service: String,
+    /// Container id of the failing service, when it has one (for logs).
+    pub container: Option<String>,
+    pub reason: String,
 }
 
 fn truncate(mut s: String) -> String {
@@ -71,7 +75,7 @@ fn truncate(mut s: String) -> String {
 
 impl Report {
     pub fn new(kind: ReportKind, stack: &str, stack_revision: &str, message: String) -> Self {
-        let at = now_unix_ms();
+        let at = crate::unix_ms();
         Self {
             id: format!(
                 "{:013x}{:08x}{:08x}",

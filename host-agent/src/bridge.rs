@@ -1,25 +1,26 @@
-//! The agent's [`AgentHooks`]: desired states from the stream go to the
-//! apply engine (journaled first), and the engine's report outbox goes back
-//! on the stream until the control plane acknowledges it.
+//! [`StreamBridge`], the stream client's [`AgentHooks`] on the stack engine:
+//! desired states from the stream are checked (generation, format, revision)
+//! and handed to the engine, which journals them before applying; the
+//! engine's report outbox goes back on the stream until acknowledged.
 
 use std::path::PathBuf;
 
 use convoy_shared::proto::{DesiredState, Report};
 use convoy_shared::render::{HOST_STATE_FORMAT, HostState};
 
-use crate::engine::Engine;
+use crate::engine::StackEngine;
 use crate::stream::AgentHooks;
 
 /// Bridges the stream client and the engine.
-pub struct EngineHooks {
-    engine: std::sync::Arc<Engine>,
+pub struct StreamBridge {
+    engine: std::sync::Arc<StackEngine>,
     /// Highest generation accepted, persisted so a restarted agent still
     /// refuses an older desired state replayed by the control plane.
     generation_file: PathBuf,
 }
 
-impl EngineHooks {
-    pub fn new(engine: std::sync::Arc<Engine>, data_dir: &std::path::Path) -> Self {
+impl StreamBridge {
+    pub fn new(engine: std::sync::Arc<StackEngine>, data_dir: &std::path::Path) -> Self {
         Self {
             engine,
             generation_file: data_dir.join("desired.generation"),
@@ -35,7 +36,7 @@ impl EngineHooks {
 }
 
 #[async_trait::async_trait]
-impl AgentHooks for EngineHooks {
+impl AgentHooks for StreamBridge {
     async fn on_desired(&self, d: DesiredState) {
         let current = self.generation();
         if d.generation < current {
@@ -85,7 +86,7 @@ impl AgentHooks for EngineHooks {
         let rollout = (!d.rollout_id.is_empty()).then(|| d.rollout_id.clone());
         match self.engine.set_desired(state, rollout) {
             Ok(()) => {
-                if let Err(e) = crate::stream::files::write_atomic(
+                if let Err(e) = convoy_kit::fsx::write_atomic(
                     &self.generation_file,
                     d.generation.to_string().as_bytes(),
                     0o600,
@@ -100,7 +101,9 @@ impl AgentHooks for EngineHooks {
                     "desired state journaled; applying"
                 );
             }
-            Err(e) => tracing::error!(error = %e, "journaling the desired state failed"),
+            Err(e) => {
+                tracing::error!(error = %convoy_kit::error_chain(&e), "journaling the desired state failed")
+            }
         }
     }
 
@@ -108,7 +111,7 @@ impl AgentHooks for EngineHooks {
         match self.engine.pending_reports() {
             Ok(r) => r.into_iter().map(Report::from).collect(),
             Err(e) => {
-                tracing::error!(error = %e, "reading the report outbox failed");
+                tracing::error!(error = %convoy_kit::error_chain(&e), "reading the report outbox failed");
                 Vec::new()
             }
         }
@@ -116,7 +119,7 @@ impl AgentHooks for EngineHooks {
 
     fn ack(&self, ids: &[String]) {
         if let Err(e) = self.engine.ack(ids) {
-            tracing::error!(error = %e, "acknowledging reports failed");
+            tracing::error!(error = %convoy_kit::error_chain(&e), "acknowledging reports failed");
         }
     }
 
