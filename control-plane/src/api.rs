@@ -546,7 +546,7 @@ fn controller(state: &ApiState) -> Result<&Arc<Controller>, ApiError> {
     })
 }
 
-fn engine_err(e: crate::rollouts::EngineError) -> ApiError {
+fn engine_err(e: crate::rollout::EngineError) -> ApiError {
     ApiError::internal("reading rollout state", &e)
 }
 
@@ -586,7 +586,7 @@ fn rollout_view(
         "commit": r.commit,
         "created_unix_ms": r.created_ms,
         "status": r.status,
-        "summary": crate::rollouts::describe(r),
+        "summary": crate::rollout::describe(r),
         "on_failure": r.on_failure,
         "current_wave": r.waves.get(r.current_wave).map(|w| w.name.clone()),
         "waves": r.waves,
@@ -677,7 +677,7 @@ async fn promote(
         ctl.engine()
             .promote(convoy_kit::clock::now_ms())
             .map_err(|e| match e {
-                crate::rollouts::EngineError::NoRollout => {
+                crate::rollout::EngineError::NoRollout => {
                     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout to promote")
                 }
                 other => engine_err(other),
@@ -809,7 +809,7 @@ async fn get_commit(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<crate::rollouts::CommitRecord>, ApiError> {
+) -> Result<Json<crate::rollout::CommitRecord>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
     let ctl = controller(&state)?.clone();
     match blocking(move || ctl.engine().commit(&id).map_err(engine_err)).await? {

@@ -18,7 +18,7 @@ use crate::alerts::{AlertEvent, Alerts, GpuFault};
 use crate::gateway::{Gateway, GatewayHooks};
 use crate::git::{Credentials, GitSource};
 use crate::rollout::{Action, EventKind, Input, Rollout};
-use crate::rollouts::{Engine, HostDesired, Outlet};
+use crate::rollout::{Engine, HostDesired, Outlet};
 use crate::telemetry::{HistoryLimits, TelemetryStore};
 
 /// `[git]` in the control plane's config.

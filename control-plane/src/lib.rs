@@ -22,7 +22,6 @@ pub mod hostview;
 pub mod logging;
 pub mod quickstart;
 pub mod rollout;
-pub mod rollouts;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use convoy_control_plane::rollout::{Action, Input, Rollout, RolloutStatus};
-use convoy_control_plane::rollouts::{Engine, HostDesired, Outlet};
+use convoy_control_plane::rollout::{Engine, HostDesired, Outlet};
 use convoy_shared::repo::load_dir;
 
 #[derive(Default)]

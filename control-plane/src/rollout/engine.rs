@@ -1,5 +1,5 @@
 //! The rollout engine: turns accepted commits into rollouts and drives the
-//! pure step function ([`crate::rollout::step`]), persisting every
+//! pure step function ([`super::step::step`]), persisting every
 //! transition in sled *before* acting on it. After a `kill -9` the engine
 //! reopens the same trees, finds the running rollout where it was, and
 //! re-delivers what the last persisted state says hosts should have (every
@@ -38,7 +38,7 @@ use convoy_shared::render::{HostState, Plan, plan};
 use convoy_shared::repo::Repo;
 use convoy_shared::source::Diagnostic;
 
-use crate::rollout::{
+use super::step::{
     Action, DEFAULT_MARGIN_MS, HistoryEntry, HostPhase, HostRollout, Input, PlannedHost, Rollout,
     RolloutStatus, WaveState, step,
 };

@@ -1,0 +1,17 @@
+//! Rollouts: a commit's per-host desired states walked through the waves.
+//!
+//! - [`step`]: the state machine as a pure function, (rollout, input, now)
+//!   → (next rollout, actions). No I/O, no clock.
+//! - [`engine`]: the executor. It turns accepted commits into rollouts,
+//!   feeds inputs through [`step::step`], persists every transition before
+//!   acting on it, and hands back what was decided (deliveries, events) for
+//!   the caller to route.
+
+pub mod engine;
+pub mod step;
+
+pub use engine::{CommitRecord, Engine, EngineError, HostDesired, Outlet, budget_ms, describe};
+pub use step::{
+    Action, DEFAULT_MARGIN_MS, EventKind, HistoryEntry, HostPhase, HostRollout, Input, PlannedHost,
+    Rollout, RolloutStatus, WaveState, step, updating,
+};
