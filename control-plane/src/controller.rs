@@ -123,7 +123,7 @@ pub struct Controller {
     engine: Engine,
     gateway: Gateway,
     alerts: Option<Alerts>,
-    telemetry: Mutex<TelemetryStore>,
+    telemetry: Arc<Mutex<TelemetryStore>>,
     git: Option<(GitSource, Duration)>,
     webhook_secret: Option<String>,
     sync_now: Notify,
@@ -213,7 +213,7 @@ impl Controller {
             engine,
             gateway: gateway.clone(),
             alerts,
-            telemetry: Mutex::new(TelemetryStore::new(HistoryLimits::default())),
+            telemetry: Arc::new(Mutex::new(TelemetryStore::new(HistoryLimits::default()))),
             git: git_source,
             webhook_secret: git.and_then(|g| g.webhook_secret.clone()),
             sync_now: Notify::new(),
@@ -263,6 +263,11 @@ impl Controller {
             delivered: s.delivered.load(Ordering::Relaxed),
             connects: s.connects.load(Ordering::Relaxed),
         }
+    }
+
+    /// The fleet's telemetry (shared with the `/metrics` collector).
+    pub fn telemetry(&self) -> &Arc<Mutex<TelemetryStore>> {
+        &self.telemetry
     }
 
     pub fn with_telemetry<T>(&self, f: impl FnOnce(&TelemetryStore) -> T) -> T {

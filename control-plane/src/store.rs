@@ -282,6 +282,16 @@ impl Store {
         all(&self.hosts, "hosts")
     }
 
+    /// Enrolled hosts, counted without decoding their records.
+    pub fn host_count(&self) -> Result<usize> {
+        let mut n = 0;
+        for k in self.hosts.iter().keys() {
+            k.map_err(sled_err("count hosts"))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Updates `last_seen` (not flushed: losing it in a crash is harmless).
     pub fn touch_host(&self, name: &str, now: SystemTime) -> Result<()> {
         if let Some(mut h) = self.host(name)? {

@@ -8,6 +8,8 @@ use super::auth::authorize;
 use super::rollouts::rollout_status_label;
 use super::{ApiError, ApiState, blocking, controller, engine_err};
 use crate::store::Scope;
+use crate::telemetry::ControlPlaneHealth;
+use crate::telemetry::prometheus;
 
 /// `GET /metrics`: the fleet's telemetry and the control plane's health in
 /// the Prometheus text format. Needs a read-scope bearer token (Prometheus
@@ -22,28 +24,27 @@ pub(super) async fn metrics(
     let connected_agents = state.gw.sessions_info().len();
     let store = state.store.clone();
     let c = ctl.clone();
-    let (enrolled_hosts, rollouts) = blocking(move || {
+    let (enrolled_hosts, statuses) = blocking(move || {
         let hosts = store
-            .hosts()
-            .map_err(|e| ApiError::internal("reading hosts", &e))?
-            .len();
-        Ok((hosts, c.engine().rollouts(50).map_err(engine_err)?))
+            .host_count()
+            .map_err(|e| ApiError::internal("counting hosts", &e))?;
+        Ok((hosts, c.engine().recent_statuses(50).map_err(engine_err)?))
     })
     .await?;
-    let mut health = crate::telemetry::ControlPlaneHealth {
+    let mut health = ControlPlaneHealth {
         connected_agents,
         enrolled_hosts,
         alert_outbox_pending: ctl.alerts().map(|a| a.pending_count()),
         ..Default::default()
     };
-    for r in &rollouts {
+    for s in &statuses {
         *health
             .rollouts_by_status
-            .entry(rollout_status_label(&r.status))
+            .entry(rollout_status_label(s))
             .or_default() += 1;
     }
-    // `rollouts` is newest first.
-    health.current_rollout_status = rollouts.first().map(|r| rollout_status_label(&r.status));
+    // Newest first.
+    health.current_rollout_status = statuses.first().map(rollout_status_label);
     let st = ctl.stream_stats();
     health.stream_messages = [
         ("report", st.reports),
@@ -54,13 +55,13 @@ pub(super) async fn metrics(
     .into_iter()
     .collect();
     health.telemetry_samples = st.telemetry_samples;
-    let mut body = ctl.with_telemetry(|t| t.render_prometheus());
-    body.push_str(&crate::telemetry::render_control_plane(&health));
+    // Encoding walks every host under the telemetry lock: off the async
+    // workers.
+    let telemetry = ctl.telemetry().clone();
+    let body =
+        blocking(move || Ok(prometheus::encode(&prometheus::registry(telemetry, health)))).await?;
     Ok((
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(axum::http::header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         body,
     )
         .into_response())

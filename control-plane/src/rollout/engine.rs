@@ -320,6 +320,27 @@ impl Engine {
         Ok(out)
     }
 
+    /// The statuses of the newest `limit` rollouts, newest first, read
+    /// from their headers only (no host records: cheap at any fleet size).
+    pub fn recent_statuses(&self, limit: usize) -> Result<Vec<RolloutStatus>, EngineError> {
+        #[derive(Deserialize)]
+        struct StatusOnly {
+            status: RolloutStatus,
+        }
+        let mut out = Vec::new();
+        for item in self.inner.rollouts.iter().rev().take(limit) {
+            let (k, v) = item.map_err(store("listing rollouts"))?;
+            let h: StatusOnly =
+                serde_json::from_slice(&v).map_err(|source| EngineError::Corrupt {
+                    tree: "rollouts",
+                    key: String::from_utf8_lossy(&k).into_owned(),
+                    source,
+                })?;
+            out.push(h.status);
+        }
+        Ok(out)
+    }
+
     /// What `host` should run now, with the state JSON.
     pub fn desired_for(&self, host: &str) -> Result<Option<(HostDesired, Vec<u8>)>, EngineError> {
         let Some(d): Option<HostDesired> =
