@@ -4,6 +4,9 @@
 //! monotonic sequence number), bounded: the oldest entries are pruned past
 //! [`MAX_ENTRIES`].
 
+use std::sync::Arc;
+
+use convoy_kit::Clock;
 use serde::{Deserialize, Serialize};
 
 /// Entries kept; older ones are pruned.
@@ -47,13 +50,15 @@ pub struct Query {
 pub struct AuditLog {
     db: sled::Db,
     tree: sled::Tree,
+    clock: Arc<dyn Clock>,
 }
 
 impl AuditLog {
-    pub fn open(db: &sled::Db) -> Result<AuditLog, sled::Error> {
+    pub fn open(db: &sled::Db, clock: Arc<dyn Clock>) -> Result<AuditLog, sled::Error> {
         Ok(AuditLog {
             db: db.clone(),
             tree: db.open_tree("audit")?,
+            clock,
         })
     }
 
@@ -69,7 +74,7 @@ impl AuditLog {
         };
         e.seq = seq;
         if e.at_unix_ms == 0 {
-            e.at_unix_ms = convoy_kit::clock::now_ms();
+            e.at_unix_ms = self.clock.now_ms();
         }
         let bytes = match serde_json::to_vec(&e) {
             Ok(b) => b,
@@ -122,7 +127,7 @@ mod tests {
     fn records_filters_and_pages() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let log = AuditLog::open(&db).unwrap();
+        let log = AuditLog::open(&db, convoy_kit::clock::system()).unwrap();
         for i in 0..10 {
             log.record(AuditEntry {
                 who: "ops".into(),

@@ -98,6 +98,16 @@ pub struct ApiTokenRecord {
     pub created_unix: u64,
 }
 
+/// What the `reports` tree holds per id: the report with the host it came
+/// from (the authenticated host, never anything in the message).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredReport {
+    #[prost(string, tag = "1")]
+    pub host: String,
+    #[prost(message, required, tag = "2")]
+    pub report: convoy_shared::proto::Report,
+}
+
 /// Unix seconds (0 before the epoch).
 pub fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

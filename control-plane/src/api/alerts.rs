@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::auth::authorize;
-use super::{ApiError, ApiState, blocking, controller};
+use super::{ApiError, ApiState, blocking, dispatcher};
 use crate::store::Scope;
 
 pub(super) async fn list_alerts(
@@ -14,7 +14,7 @@ pub(super) async fn list_alerts(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let Some(alerts) = ctl.alerts().cloned() else {
         return Ok(Json(serde_json::json!([])));
     };
@@ -42,7 +42,7 @@ pub(super) async fn test_alert(
     Json(req): Json<TestAlert>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     authorize(&state, &headers, Scope::Admin)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let Some(alerts) = ctl.alerts() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 
 use super::auth::authorize;
-use super::{ApiError, ApiState, audit, blocking, controller, engine_err};
+use super::{ApiError, ApiState, audit, blocking, dispatcher, engine_err};
 use crate::store::Scope;
 
 pub(super) async fn get_commit(
@@ -14,7 +14,7 @@ pub(super) async fn get_commit(
     Path(id): Path<String>,
 ) -> Result<Json<crate::rollout::CommitRecord>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     match blocking(move || ctl.engine().commit(&id).map_err(engine_err)).await? {
         Some(c) => Ok(Json(c)),
         None => Err(ApiError::new(
@@ -30,7 +30,7 @@ pub(super) async fn sync_now(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let who = authorize(&state, &headers, Scope::Admin)?;
-    controller(&state)?.trigger_sync();
+    dispatcher(&state)?.sync().trigger();
     audit(&state, &who, "sync", "", "", "fetch requested".into());
     Ok((
         StatusCode::ACCEPTED,

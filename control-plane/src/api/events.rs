@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 
 use super::auth::authorize;
-use super::{ApiError, ApiState, blocking, controller};
+use super::{ApiError, ApiState, blocking, dispatcher};
 use crate::store::Scope;
 
 /// The audit log, newest first: `?host=&stack=&rollout=&kind=&before=&limit=`.
@@ -15,7 +15,7 @@ pub(super) async fn list_audit(
     axum::extract::Query(q): axum::extract::Query<crate::audit::Query>,
 ) -> Result<Json<Vec<crate::audit::AuditEntry>>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let list = blocking(move || {
         ctl.audit()
             .query(&q)

@@ -5,10 +5,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use std::time::SystemTime;
 
 use super::auth::authorize;
-use super::{ApiError, ApiState, HostView, audit, blocking, controller};
+use super::{ApiError, ApiState, HostView, audit, blocking, dispatcher};
 use crate::store::Scope;
 
 pub(super) async fn list_hosts(
@@ -68,10 +67,13 @@ pub(super) async fn revoke_host(
     }
     let gw = state.gw.clone();
     let n = name.clone();
-    let closed = tokio::task::spawn_blocking(move || gw.revoke(&n, SystemTime::now()))
-        .await
-        .map_err(|e| ApiError::internal("revoke task", &e))?
-        .map_err(|e| ApiError::internal("revoking host", &e))?;
+    let closed = tokio::task::spawn_blocking(move || {
+        let now = gw.clock().now();
+        gw.revoke(&n, now)
+    })
+    .await
+    .map_err(|e| ApiError::internal("revoke task", &e))?
+    .map_err(|e| ApiError::internal("revoking host", &e))?;
     tracing::warn!(host = %name, stream_closed = closed, "host revoked");
     audit(
         &state,
@@ -105,7 +107,7 @@ pub(super) async fn host_reports(
     .await?;
     let mut out = Vec::new();
     for (id, bytes) in all {
-        let stored = match crate::gateway::StoredReport::decode(bytes.as_slice()) {
+        let stored = match crate::store::StoredReport::decode(bytes.as_slice()) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(report = %id, error = %e, "undecodable stored report skipped");
@@ -146,7 +148,7 @@ pub(super) async fn host_telemetry(
     axum::extract::Query(q): axum::extract::Query<TelemetryQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let points = q.points.unwrap_or(crate::telemetry::DEFAULT_HISTORY_POINTS);
     let view = ctl.with_telemetry(|t| t.host(&name).map(|h| h.to_json(points)));
     let connected = state.gw.sessions_info().contains_key(&name);

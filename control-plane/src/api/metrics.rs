@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::authorize;
 use super::rollouts::rollout_status_label;
-use super::{ApiError, ApiState, blocking, controller, engine_err};
+use super::{ApiError, ApiState, blocking, dispatcher, engine_err};
 use crate::store::Scope;
 use crate::telemetry::ControlPlaneHealth;
 use crate::telemetry::prometheus;
@@ -20,7 +20,7 @@ pub(super) async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let connected_agents = state.gw.sessions_info().len();
     let store = state.store.clone();
     let c = ctl.clone();

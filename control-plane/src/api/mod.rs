@@ -40,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::controller::Controller;
+use crate::dispatch::Dispatcher;
 use crate::gateway::Gateway;
 use crate::store::Store;
 
@@ -55,7 +55,7 @@ const MAX_BODY: usize = 64 * 1024;
 pub(crate) struct ApiState {
     pub(crate) store: Store,
     pub(crate) gw: Gateway,
-    pub(crate) ctl: Option<Arc<Controller>>,
+    pub(crate) ctl: Option<Arc<Dispatcher>>,
     /// The data dir, for backups (the daemon's router only).
     pub(crate) data_dir: Option<std::path::PathBuf>,
 }
@@ -102,9 +102,9 @@ pub fn router(store: Store, gw: Gateway) -> Router {
     router_with(store, gw, None)
 }
 
-/// The full router, with the controller's endpoints (rollouts, sync,
+/// The full router, with the dispatcher's endpoints (rollouts, sync,
 /// webhooks, events).
-pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> Router {
+pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Dispatcher>>) -> Router {
     router_full(store, gw, ctl, None)
 }
 
@@ -113,7 +113,7 @@ pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Controller>>) -> R
 pub fn router_full(
     store: Store,
     gw: Gateway,
-    ctl: Option<Arc<Controller>>,
+    ctl: Option<Arc<Dispatcher>>,
     data_dir: Option<std::path::PathBuf>,
 ) -> Router {
     Router::new()
@@ -153,7 +153,7 @@ pub fn router_full(
 
 pub use convoy_shared::api::HostView;
 
-pub(crate) fn controller(state: &ApiState) -> Result<&Arc<Controller>, ApiError> {
+pub(crate) fn dispatcher(state: &ApiState) -> Result<&Arc<Dispatcher>, ApiError> {
     state.ctl.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::auth::authorize;
-use super::{ApiError, ApiState, audit, blocking, controller, engine_err};
+use super::{ApiError, ApiState, audit, blocking, dispatcher, engine_err};
 use crate::store::Scope;
 
 /// A rollout as the API shows it: the state machine plus each host's
@@ -52,7 +52,7 @@ pub(super) async fn list_rollouts(
     headers: HeaderMap,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let live = state.gw.sessions_info();
     let list = blocking(move || ctl.engine().rollouts(50).map_err(engine_err)).await?;
     Ok(Json(list.iter().map(|r| rollout_view(r, &live)).collect()))
@@ -63,7 +63,7 @@ pub(super) async fn current_rollout(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let live = state.gw.sessions_info();
     match blocking(move || ctl.engine().current_rollout().map_err(engine_err)).await? {
         Some(r) => Ok(Json(rollout_view(&r, &live))),
@@ -81,7 +81,7 @@ pub(super) async fn get_rollout(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let live = state.gw.sessions_info();
     match blocking(move || ctl.engine().rollout(&id).map_err(engine_err)).await? {
         Some(r) => Ok(Json(rollout_view(&r, &live))),
@@ -98,17 +98,15 @@ pub(super) async fn promote(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&state, &headers, Scope::Admin)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let live = state.gw.sessions_info();
     let r = blocking(move || {
-        ctl.engine()
-            .promote(convoy_kit::clock::now_ms())
-            .map_err(|e| match e {
-                crate::rollout::EngineError::NoRollout => {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout to promote")
-                }
-                other => engine_err(other),
-            })
+        ctl.promote().map_err(|e| match e {
+            crate::rollout::EngineError::NoRollout => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout to promote")
+            }
+            other => engine_err(other),
+        })
     })
     .await?;
     audit(
@@ -136,7 +134,7 @@ pub(super) async fn stop_rollout(
     rollback: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&state, &headers, Scope::Admin)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let live = state.gw.sessions_info();
     let reason = body
         .and_then(|b| b.0.reason)
@@ -151,8 +149,7 @@ pub(super) async fn stop_rollout(
         }
     };
     let r = blocking(move || {
-        ctl.engine()
-            .input(&input, convoy_kit::clock::now_ms())
+        ctl.operate(&input)
             .map_err(engine_err)?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no rollout"))
     })

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::auth::authorize;
 use super::rollouts::rollout_view;
-use super::{ApiError, ApiState, blocking, controller, engine_err};
+use super::{ApiError, ApiState, blocking, dispatcher, engine_err};
 use crate::store::Scope;
 
 pub(super) async fn fleet_status(
@@ -14,7 +14,7 @@ pub(super) async fn fleet_status(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     authorize(&state, &headers, Scope::Read)?;
-    let ctl = controller(&state)?.clone();
+    let ctl = dispatcher(&state)?.clone();
     let live = state.gw.sessions_info();
     let c = ctl.clone();
     let (last_good, current) = blocking(move || {
@@ -26,7 +26,7 @@ pub(super) async fn fleet_status(
     .await?;
     Ok(Json(serde_json::json!({
         "fleet": ctl.fleet(),
-        "git": ctl.sync_state(),
+        "git": ctl.sync().state(),
         "last_good_commit": last_good,
         "current_rollout": current.as_ref().map(|r| rollout_view(r, &live)),
         "connected_hosts": live.keys().collect::<Vec<_>>(),

@@ -1,7 +1,7 @@
 //! `POST /api/v1/tokens`: join tokens.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -67,7 +67,7 @@ pub(super) async fn create_token(
             ));
         }
     }
-    let now = SystemTime::now();
+    let now = state.gw.clock().now();
     let (printed, stored) = JoinToken::new(
         &req.host,
         req.labels,

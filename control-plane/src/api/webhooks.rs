@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::{ApiError, ApiState, controller};
+use super::{ApiError, ApiState, dispatcher};
 
 /// Forge webhooks: verified (constant time) before anything happens, then
 /// answered at once; the fetch is queued (forges time out after 5-10 s).
@@ -13,8 +13,8 @@ pub(super) async fn git_webhook(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let ctl = controller(&state)?;
-    let Some(secret) = ctl.webhook_secret() else {
+    let ctl = dispatcher(&state)?;
+    let Some(secret) = ctl.sync().webhook_secret() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -30,7 +30,7 @@ pub(super) async fn git_webhook(
     match crate::webhook::verify(secret.as_bytes(), &body, header) {
         Ok(forge) => {
             tracing::info!(forge = ?forge, delivery = header("x-github-delivery").unwrap_or_default(), "verified git webhook; fetching");
-            ctl.trigger_sync();
+            ctl.sync().trigger();
             Ok((
                 StatusCode::ACCEPTED,
                 Json(serde_json::json!({"sync": "queued"})),

@@ -39,8 +39,8 @@ use convoy_shared::repo::Repo;
 use convoy_shared::source::Diagnostic;
 
 use super::step::{
-    Action, DEFAULT_MARGIN_MS, HistoryEntry, HostPhase, HostRollout, Input, PlannedHost, Rollout,
-    RolloutStatus, WaveState, step,
+    Action, DEFAULT_MARGIN_MS, EventKind, HistoryEntry, HostPhase, HostRollout, Input, PlannedHost,
+    Rollout, RolloutStatus, WaveState, step,
 };
 use crate::store::GroupFlush;
 
@@ -87,13 +87,52 @@ pub struct CommitRecord {
     pub rollout_id: Option<String>,
 }
 
-/// Where the engine's decisions go: the agent gateway and the alerting.
-pub trait Outlet: Send + Sync {
-    /// Put the host's desired state on its stream now if it is connected
-    /// (otherwise it gets it on connect through [`Engine::desired_for`]).
-    fn deliver(&self, host: &str, desired: &HostDesired, state_json: &[u8]);
-    /// A rollout event (audit log and alerts).
-    fn event(&self, rollout: &Rollout, action: &Action);
+/// What a persisted step asks the rest of the control plane to do, in
+/// order: put desired states on hosts' streams, record and alert on
+/// events. Returned only once the step is durable; routing it is the
+/// caller's job (the engine holds no handle on the gateway or the alerts).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[must_use = "a step's deliveries and events must be routed"]
+pub struct Effects {
+    pub deliveries: Vec<Delivery>,
+    pub events: Vec<RolloutEvent>,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty() && self.events.is_empty()
+    }
+
+    fn extend(&mut self, other: Effects) {
+        self.deliveries.extend(other.deliveries);
+        self.events.extend(other.events);
+    }
+}
+
+/// A desired state to put on a host's stream now if it is connected
+/// (otherwise it gets it on connect through [`Engine::desired_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub host: String,
+    pub desired: HostDesired,
+    pub state_json: Vec<u8>,
+}
+
+/// A rollout event, for the audit log and alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutEvent {
+    pub rollout: String,
+    pub commit: String,
+    pub kind: EventKind,
+    pub host: Option<String>,
+    pub message: String,
+}
+
+/// A rollout a new commit started, with what starting it decided.
+#[derive(Debug)]
+pub struct Started {
+    pub id: String,
+    pub effects: Effects,
 }
 
 #[derive(Clone)]
@@ -110,7 +149,6 @@ struct Inner {
     rollout_history: sled::Tree,
     meta: sled::Tree,
     db: sled::Db,
-    outlet: Arc<dyn Outlet>,
     /// One step at a time (sled persists, this orders); holds the current
     /// rollout.
     lock: Mutex<Cached>,
@@ -129,7 +167,7 @@ struct Cached {
 }
 
 /// What a persisted step still has to do once it is flushed.
-struct Effects {
+struct Pending {
     rollout: Arc<Rollout>,
     deliveries: Vec<(String, HostDesired)>,
     events: Vec<Action>,
@@ -192,7 +230,7 @@ fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Engine {
-    pub fn open(db: &sled::Db, outlet: Arc<dyn Outlet>) -> Result<Self, EngineError> {
+    pub fn open(db: &sled::Db) -> Result<Self, EngineError> {
         let t = |name: &str| {
             db.open_tree(name)
                 .map_err(store(format!("opening tree {name}")))
@@ -207,7 +245,6 @@ impl Engine {
                 rollout_history: t("rollout_history")?,
                 meta: t("meta")?,
                 db: db.clone(),
-                outlet,
                 lock: Mutex::new(Cached::default()),
                 flusher: GroupFlush::default(),
                 margin_ms: DEFAULT_MARGIN_MS,
@@ -390,7 +427,7 @@ impl Engine {
         commit: &str,
         repo: &Repo,
         now_ms: u64,
-    ) -> Result<Option<String>, EngineError> {
+    ) -> Result<Option<Started>, EngineError> {
         let mut c = self.locked();
         if self.commit(commit)?.is_some() {
             return Ok(None);
@@ -454,11 +491,11 @@ impl Engine {
             hosts,
         );
         // Supersede the running rollout first (persisted), then start ours.
-        let mut effects = Vec::new();
+        let mut pending = Vec::new();
         if let Some(cur) = self.current_locked(&mut c)?
             && !cur.status.is_final()
         {
-            effects.extend(self.apply_locked(
+            pending.extend(self.apply_locked(
                 &mut c,
                 &cur,
                 &Input::Supersede { by: id.clone() },
@@ -489,72 +526,86 @@ impl Engine {
         let rollout = Arc::new(rollout);
         c.current = Some(rollout.clone());
         c.write_all = false;
-        effects.extend(self.apply_locked(&mut c, &rollout, &Input::Tick, now_ms)?);
+        pending.extend(self.apply_locked(&mut c, &rollout, &Input::Tick, now_ms)?);
         drop(c);
-        for e in effects {
-            self.perform(e)?;
+        let mut effects = Effects::default();
+        for p in pending {
+            effects.extend(self.perform(p)?);
         }
-        Ok(Some(id))
+        Ok(Some(Started { id, effects }))
     }
 
-    /// Feeds one input to the current rollout; returns the rollout after it.
-    pub fn input(&self, input: &Input, now_ms: u64) -> Result<Option<Rollout>, EngineError> {
-        self.step_current(input, now_ms)
-            .map(|r| r.map(|r| (*r).clone()))
+    /// Feeds one input to the current rollout; returns the rollout after
+    /// it (None: no rollout yet) and what the step decided.
+    pub fn input(
+        &self,
+        input: &Input,
+        now_ms: u64,
+    ) -> Result<(Option<Rollout>, Effects), EngineError> {
+        let (r, effects) = self.step_current(input, now_ms)?;
+        Ok((r.map(|r| (*r).clone()), effects))
     }
 
     /// [`Engine::input`] without a copy of the rollout (a 10k-host rollout
-    /// is large): what the controller calls for every report.
-    pub fn feed(&self, input: &Input, now_ms: u64) -> Result<(), EngineError> {
-        self.step_current(input, now_ms).map(|_| ())
+    /// is large): what every agent report goes through.
+    pub fn feed(&self, input: &Input, now_ms: u64) -> Result<Effects, EngineError> {
+        self.step_current(input, now_ms).map(|(_, e)| e)
     }
 
     fn step_current(
         &self,
         input: &Input,
         now_ms: u64,
-    ) -> Result<Option<Arc<Rollout>>, EngineError> {
+    ) -> Result<(Option<Arc<Rollout>>, Effects), EngineError> {
         let mut c = self.locked();
         let Some(cur) = self.current_locked(&mut c)? else {
-            return Ok(None);
+            return Ok((None, Effects::default()));
         };
-        let effects = self.apply_locked(&mut c, &cur, input, now_ms)?;
+        let pending = self.apply_locked(&mut c, &cur, input, now_ms)?;
         let now = c.current.clone();
         drop(c);
-        if let Some(e) = effects {
-            self.perform(e)?;
-        }
-        Ok(now)
+        let effects = match pending {
+            Some(p) => self.perform(p)?,
+            None => Effects::default(),
+        };
+        Ok((now, effects))
     }
 
     /// `convoy promote`.
-    pub fn promote(&self, now_ms: u64) -> Result<Rollout, EngineError> {
-        self.input(&Input::Promote, now_ms)?
-            .ok_or(EngineError::NoRollout)
+    pub fn promote(&self, now_ms: u64) -> Result<(Rollout, Effects), EngineError> {
+        match self.input(&Input::Promote, now_ms)? {
+            (Some(r), effects) => Ok((r, effects)),
+            (None, _) => Err(EngineError::NoRollout),
+        }
     }
 
     /// After a restart: re-deliver what hosts in flight should have (the
     /// gateway dedups by generation), then tick.
-    pub fn resume(&self, now_ms: u64) -> Result<(), EngineError> {
+    pub fn resume(&self, now_ms: u64) -> Result<Effects, EngineError> {
         let mut c = self.locked();
         let Some(cur) = self.current_locked(&mut c)? else {
-            return Ok(());
+            return Ok(Effects::default());
         };
+        let mut effects = Effects::default();
         for (host, h) in &cur.hosts {
             if matches!(
                 h.phase,
                 HostPhase::Sent | HostPhase::Delivered { .. } | HostPhase::Reverting
-            ) && let Some((d, json)) = self.desired_for(host)?
+            ) && let Some((desired, state_json)) = self.desired_for(host)?
             {
-                self.inner.outlet.deliver(host, &d, &json);
+                effects.deliveries.push(Delivery {
+                    host: host.clone(),
+                    desired,
+                    state_json,
+                });
             }
         }
-        let effects = self.apply_locked(&mut c, &cur, &Input::Tick, now_ms)?;
+        let pending = self.apply_locked(&mut c, &cur, &Input::Tick, now_ms)?;
         drop(c);
-        if let Some(e) = effects {
-            self.perform(e)?;
+        if let Some(p) = pending {
+            effects.extend(self.perform(p)?);
         }
-        Ok(())
+        Ok(effects)
     }
 
     fn flush(&self) -> Result<(), EngineError> {
@@ -570,7 +621,7 @@ impl Engine {
         cur: &Arc<Rollout>,
         input: &Input,
         now_ms: u64,
-    ) -> Result<Option<Effects>, EngineError> {
+    ) -> Result<Option<Pending>, EngineError> {
         let (next, actions) = step(cur, input, now_ms);
         if actions.is_empty() && next == **cur {
             return Ok(None);
@@ -615,7 +666,7 @@ impl Engine {
             .into_iter()
             .filter(|a| matches!(a, Action::Event { .. }))
             .collect();
-        Ok(Some(Effects {
+        Ok(Some(Pending {
             rollout: next,
             deliveries,
             events,
@@ -675,26 +726,44 @@ impl Engine {
     }
 
     /// Makes a step durable (one flush shared with every step written
-    /// meanwhile), then delivers and reports what it decided.
-    fn perform(&self, e: Effects) -> Result<(), EngineError> {
+    /// meanwhile), then says what it decided.
+    fn perform(&self, p: Pending) -> Result<Effects, EngineError> {
         self.inner
             .flusher
-            .flush_to(&self.inner.db, e.written)
+            .flush_to(&self.inner.db, p.written)
             .map_err(store("flushing"))?;
-        for (host, d) in e.deliveries {
+        let mut effects = Effects::default();
+        for (host, desired) in p.deliveries {
             if let Some(json) = self
                 .inner
                 .states
-                .get(state_key(&host, &d.revision))
+                .get(state_key(&host, &desired.revision))
                 .map_err(store("reading a state"))?
             {
-                self.inner.outlet.deliver(&host, &d, &json);
+                effects.deliveries.push(Delivery {
+                    host,
+                    desired,
+                    state_json: json.to_vec(),
+                });
             }
         }
-        for a in &e.events {
-            self.inner.outlet.event(&e.rollout, a);
+        for a in p.events {
+            if let Action::Event {
+                kind,
+                host,
+                message,
+            } = a
+            {
+                effects.events.push(RolloutEvent {
+                    rollout: p.rollout.id.clone(),
+                    commit: p.rollout.commit.clone(),
+                    kind,
+                    host,
+                    message,
+                });
+            }
         }
-        Ok(())
+        Ok(effects)
     }
 }
 

@@ -10,7 +10,10 @@
 pub mod engine;
 pub mod step;
 
-pub use engine::{CommitRecord, Engine, EngineError, HostDesired, Outlet, budget_ms, describe};
+pub use engine::{
+    CommitRecord, Delivery, Effects, Engine, EngineError, HostDesired, RolloutEvent, Started,
+    budget_ms, describe,
+};
 pub use step::{
     Action, DEFAULT_MARGIN_MS, EventKind, HistoryEntry, HostPhase, HostRollout, Input, PlannedHost,
     Rollout, RolloutStatus, WaveState, step, updating,
