@@ -87,7 +87,7 @@ pub async fn start_with_clock(
     };
     let agent_addr = local(&agent_listener, cfg.agent_listen)?;
     let api_addr = local(&api_listener, cfg.api_listen)?;
-    let store = loaded.store.clone();
+    let store: Arc<dyn crate::store::Store> = loaded.store.clone();
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -99,17 +99,15 @@ pub async fn start_with_clock(
                 .build()
                 .map_err(|e| ServerError::Tls(format!("HTTP client for alerts: {e}")))?;
             Some(
-                crate::alerts::Alerts::open(store.db(), a.clone(), client)
+                crate::alerts::Alerts::open(store.clone(), a.clone(), client, clock.clone())
                     .map_err(|e| ServerError::Config(format!("alerts: {e}")))?,
             )
         }
         None => None,
     };
     let sessions = Sessions::new();
-    let engine = crate::rollout::Engine::open(store.db())
-        .map_err(|e| ServerError::Config(format!("rollout engine: {e}")))?;
-    let audit = crate::audit::AuditLog::open(store.db(), clock.clone())
-        .map_err(|e| ServerError::Config(format!("opening the audit log: {e}")))?;
+    let engine = crate::rollout::Engine::new(store.clone());
+    let audit = crate::audit::AuditLog::new(store.clone(), clock.clone());
     let sync =
         crate::sync::GitSync::new(cfg.git.as_ref(), &dir.root.join("git").join("mirror.git"))
             .map_err(ServerError::Config)?;
@@ -126,7 +124,7 @@ pub async fn start_with_clock(
     }));
     let gateway = Gateway::new(
         loaded.ca,
-        loaded.store,
+        store.clone(),
         GatewayConfig {
             fleet: loaded.fleet.clone(),
             heartbeat_interval: cfg.heartbeat_interval,

@@ -1,10 +1,11 @@
-//! The rollout engine over a real sled store: waves, reports, restarts.
+//! The rollout engine over the real sled store: waves, reports, restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use convoy_control_plane::rollout::{Effects, Engine, HostDesired, Input, Rollout, RolloutStatus};
+use convoy_control_plane::store::SledStore;
 use convoy_shared::repo::{Repo, load_dir};
 
 #[derive(Default)]
@@ -44,10 +45,10 @@ impl Recorder {
 /// Opens the store again after the previous handle was dropped. sled's own
 /// background flusher lets go of the file lock a moment after the drop (a
 /// restarted process would not see the lock at all), so retry briefly.
-fn reopen(path: &Path) -> sled::Db {
+fn reopen(path: &Path) -> SledStore {
     let start = std::time::Instant::now();
     loop {
-        match sled::open(path) {
+        match SledStore::open(path) {
             Ok(db) => return db,
             Err(e) if start.elapsed() < std::time::Duration::from_secs(10) => {
                 let _ = e;
@@ -89,8 +90,8 @@ fn walks_the_example_fleet_and_survives_restarts() {
     let repo = example();
     let rec = Arc::new(Recorder::default());
     let id = {
-        let db = sled::open(dir.path()).unwrap();
-        let engine = Engine::open(&db).unwrap();
+        let db = SledStore::open(dir.path()).unwrap();
+        let engine = Engine::new(Arc::new(db));
         let id = accept(&engine, &rec, "c1", &repo, 1_000);
         // Staging first: only the laptop.
         assert_eq!(rec.hosts(), vec!["thinkpad"]);
@@ -100,7 +101,7 @@ fn walks_the_example_fleet_and_survives_restarts() {
         // Dropped here: like a kill, nothing else persisted.
     };
     let db = reopen(dir.path());
-    let engine = Engine::open(&db).unwrap();
+    let engine = Engine::new(Arc::new(db));
     let cur = engine.current_rollout().unwrap().unwrap();
     assert_eq!(cur.id, id);
     rec.take();
@@ -138,9 +139,9 @@ fn walks_the_example_fleet_and_survives_restarts() {
 #[test]
 fn unchanged_hosts_get_nothing_and_failures_halt() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
+    let db = SledStore::open(dir.path()).unwrap();
     let rec = Arc::new(Recorder::default());
-    let engine = Engine::open(&db).unwrap();
+    let engine = Engine::new(Arc::new(db));
     let repo = example();
     accept(&engine, &rec, "c1", &repo, 0);
     for (i, h) in ["thinkpad", "rtx3090", "vps"].iter().enumerate() {
@@ -196,9 +197,9 @@ fn unchanged_hosts_get_nothing_and_failures_halt() {
 #[test]
 fn rejected_commits_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
+    let db = SledStore::open(dir.path()).unwrap();
     let rec = Arc::new(Recorder::default());
-    let engine = Engine::open(&db).unwrap();
+    let engine = Engine::new(Arc::new(db));
     accept(&engine, &rec, "good", &example(), 0);
     rec.take();
     assert!(engine.reject_commit("bad", vec![], 1).unwrap());

@@ -49,7 +49,7 @@ pub(super) async fn backup(
             "backups are served by the daemon only",
         ));
     };
-    let db = state.store.db().clone();
+    let store = state.store.clone();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let errors = tx.clone();
     tokio::task::spawn_blocking(move || {
@@ -57,7 +57,7 @@ pub(super) async fn backup(
             tx,
             buf: Vec::with_capacity(BACKUP_CHUNK),
         };
-        match crate::backup::write(&crate::datadir::DataDir::new(dir), &db, w) {
+        match crate::backup::write(&crate::datadir::DataDir::new(dir), &*store, w) {
             Ok(s) => tracing::info!(
                 files = s.files,
                 trees = s.trees,

@@ -96,27 +96,17 @@ pub(super) async fn host_reports(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    use prost::Message as _;
     authorize(&state, &headers, Scope::Read)?;
     let store = state.store.clone();
+    let host = name.clone();
     let all = blocking(move || {
         store
-            .reports()
+            .reports_of(&host)
             .map_err(|e| ApiError::internal("reading reports", &e))
     })
     .await?;
     let mut out = Vec::new();
-    for (id, bytes) in all {
-        let stored = match crate::store::StoredReport::decode(bytes.as_slice()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(report = %id, error = %e, "undecodable stored report skipped");
-                continue;
-            }
-        };
-        if stored.host != name {
-            continue;
-        }
+    for (id, stored) in all {
         let r = stored.report;
         let kind = convoy_shared::proto::ReportKind::try_from(r.kind)
             .map_or_else(|_| format!("unknown({})", r.kind), |k| format!("{k:?}"));

@@ -53,7 +53,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub(crate) struct ApiState {
-    pub(crate) store: Store,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) gw: Gateway,
     pub(crate) ctl: Option<Arc<Dispatcher>>,
     /// The data dir, for backups (the daemon's router only).
@@ -98,20 +98,20 @@ impl IntoResponse for ApiError {
 }
 
 /// The router (exposed for in-process tests).
-pub fn router(store: Store, gw: Gateway) -> Router {
+pub fn router(store: Arc<dyn Store>, gw: Gateway) -> Router {
     router_with(store, gw, None)
 }
 
 /// The full router, with the dispatcher's endpoints (rollouts, sync,
 /// webhooks, events).
-pub fn router_with(store: Store, gw: Gateway, ctl: Option<Arc<Dispatcher>>) -> Router {
+pub fn router_with(store: Arc<dyn Store>, gw: Gateway, ctl: Option<Arc<Dispatcher>>) -> Router {
     router_full(store, gw, ctl, None)
 }
 
 /// The daemon's router: [`router_with`] plus `POST /api/v1/backup`, which
 /// needs the data dir.
 pub fn router_full(
-    store: Store,
+    store: Arc<dyn Store>,
     gw: Gateway,
     ctl: Option<Arc<Dispatcher>>,
     data_dir: Option<std::path::PathBuf>,

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use convoy_control_plane::config::Layered;
 use convoy_control_plane::datadir::DataDir;
 use convoy_control_plane::logging::{self, LogFormat};
+use convoy_control_plane::store::FleetStore as _;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -238,7 +239,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let dir = DataDir::new(&data_dir);
             let store =
-                convoy_control_plane::store::Store::open(&dir.state()).with_context(|| {
+                convoy_control_plane::store::SledStore::open(&dir.state()).with_context(|| {
                     format!(
                         "opening the store in {} (is the daemon running?)",
                         data_dir.display()

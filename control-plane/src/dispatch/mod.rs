@@ -34,7 +34,7 @@ use crate::alerts::{AlertEvent, Alerts};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::gateway::Sessions;
 use crate::rollout::{Effects, Engine, EngineError, HostDesired, Input, Rollout};
-use crate::store::Store;
+use crate::store::FleetStore;
 use crate::sync::GitSync;
 use crate::telemetry::TelemetryStore;
 
@@ -43,7 +43,7 @@ use crate::telemetry::TelemetryStore;
 pub struct Parts {
     pub fleet: String,
     pub clock: Arc<dyn Clock>,
-    pub store: Store,
+    pub store: Arc<dyn FleetStore>,
     pub engine: Engine,
     pub sessions: Sessions,
     pub audit: AuditLog,
@@ -55,7 +55,7 @@ pub struct Parts {
 pub struct Dispatcher {
     fleet: String,
     clock: Arc<dyn Clock>,
-    store: Store,
+    store: Arc<dyn FleetStore>,
     engine: Engine,
     sessions: Sessions,
     audit: AuditLog,

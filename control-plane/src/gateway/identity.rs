@@ -78,12 +78,7 @@ impl Gateway {
         now: SystemTime,
     ) -> Result<(), Status> {
         self.store()
-            .record_cert(&CertRecord {
-                serial: signed.serial_hex.clone(),
-                host: host.to_owned(),
-                not_after_unix: unix(signed.not_after),
-                issued_at_unix: unix(now),
-            })
+            .record_cert(&cert_record(signed, host, now))
             .map_err(|e| internal("recording certificate", &e))?;
         tracing::info!(host, serial = %signed.serial_hex, not_after = unix(signed.not_after), "agent certificate issued");
         Ok(())
@@ -120,23 +115,23 @@ impl Gateway {
         let prev = store
             .host(&host)
             .map_err(|e| internal("reading host", &e))?;
+        // One change: the host, its certificate, and the host-wide
+        // revocation lifted (a new token is the way back in after a
+        // revocation; the old certificates stay revoked by serial).
         store
-            .put_host(&HostRecord {
-                name: host.clone(),
-                labels: token.labels.clone(),
-                last_seen_unix: prev.as_ref().map_or(0, |p| p.last_seen_unix),
-                cert_serial: String::new(),
-                cert_not_after_unix: 0,
-                enrolled_at_unix: unix(now),
-            })
-            .map_err(|e| internal("writing host", &e))?;
-        // A new token is the way back in after a revocation: lift the
-        // host-wide revocation; the old certificates stay revoked by serial.
-        store
-            .unrevoke_host(&host)
-            .map_err(|e| internal("updating revocations", &e))?;
-        self.record(&signed, &host, now)?;
-        tracing::info!(host = %host, agent_version = %req.agent_version, "host enrolled");
+            .enroll_host(
+                &HostRecord {
+                    name: host.clone(),
+                    labels: token.labels.clone(),
+                    last_seen_unix: prev.as_ref().map_or(0, |p| p.last_seen_unix),
+                    cert_serial: String::new(),
+                    cert_not_after_unix: 0,
+                    enrolled_at_unix: unix(now),
+                },
+                &cert_record(&signed, &host, now),
+            )
+            .map_err(|e| internal("recording the enrollment", &e))?;
+        tracing::info!(host = %host, serial = %signed.serial_hex, not_after = unix(signed.not_after), agent_version = %req.agent_version, "host enrolled");
         Ok(EnrollResponse {
             cert_pem: signed.cert_pem,
             ca_pem: self.ca().cert_pem().to_owned(),
@@ -144,6 +139,15 @@ impl Gateway {
             fleet: self.fleet().to_owned(),
             labels: token.labels.into_iter().collect(),
         })
+    }
+}
+
+fn cert_record(signed: &convoy_pki::SignedCert, host: &str, now: SystemTime) -> CertRecord {
+    CertRecord {
+        serial: signed.serial_hex.clone(),
+        host: host.to_owned(),
+        not_after_unix: unix(signed.not_after),
+        issued_at_unix: unix(now),
     }
 }
 

@@ -31,7 +31,7 @@ use convoy_shared::proto::DesiredState;
 use thiserror::Error;
 use tokio::sync::watch;
 
-use crate::store::{Store, StoreError};
+use crate::store::{FleetStore, StoreError};
 
 pub use service::AgentApi;
 pub use sessions::{SendError, SessionInfo, Sessions};
@@ -88,7 +88,7 @@ impl std::fmt::Debug for Gateway {
 
 struct Inner {
     ca: Ca,
-    store: Store,
+    store: Arc<dyn FleetStore>,
     cfg: GatewayConfig,
     sessions: Sessions,
     hooks: Arc<dyn GatewayHooks>,
@@ -103,7 +103,7 @@ impl Gateway {
     /// states) that tells `hooks` what its streams bring in.
     pub fn new(
         ca: Ca,
-        store: Store,
+        store: Arc<dyn FleetStore>,
         cfg: GatewayConfig,
         sessions: Sessions,
         hooks: Arc<dyn GatewayHooks>,
@@ -139,7 +139,7 @@ impl Gateway {
         &self.inner.cfg.fleet
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &Arc<dyn FleetStore> {
         &self.inner.store
     }
 

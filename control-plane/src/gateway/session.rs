@@ -11,7 +11,6 @@ use convoy_shared::proto::control_message::Kind as Out;
 use convoy_shared::proto::{
     Ack, AgentMessage, ControlMessage, HeartbeatAck, RenewResponse, Report, Revoked, Welcome,
 };
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
@@ -205,12 +204,12 @@ async fn handle(
             let rid = r.id.clone();
             let key = rid.clone();
             let for_hooks = r.clone();
-            // sled flush blocks.
+            // The store's write waits for the disk.
             let new = tokio::task::spawn_blocking(move || {
                 // Stored as (host, report) so the report's origin is the
                 // authenticated host, not anything in the message.
-                let bytes = StoredReport { host, report: r }.encode_to_vec();
-                gw2.store().put_report(&key, &bytes)
+                gw2.store()
+                    .put_report(&key, &StoredReport { host, report: r })
             })
             .await
             .map_err(|_| Status::internal("report task failed"))?
