@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -296,14 +296,7 @@ fn read_into<R: Read>(input: R, staging: &Path) -> Result<Summary, BackupError> 
                 let len = r.u64()?;
                 let data = r.take(len)?;
                 let path = staging.join(&name);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&path)
-                    .map_err(io_err("creating", &path))?;
-                f.write_all(&data).map_err(io_err("writing", &path))?;
-                f.sync_all().map_err(io_err("syncing", &path))?;
+                convoy_kit::fsx::write_new(&path, &data, mode).map_err(io_err("writing", &path))?;
                 sum.files += 1;
             }
             b'T' => {

@@ -14,11 +14,11 @@
 //!
 //! Errors are `{"error": {"code", "message"}}` with a matching status.
 //!
-//! One file per handler family: [`auth`] (bearer tokens), [`tokens`] (join
-//! tokens), [`hosts`], [`rollouts`], [`commits`] (commits and sync),
-//! [`webhooks`], [`events`] (audit log), [`alerts`], [`metrics`],
-//! [`backup`], [`status`] (fleet status, liveness, readiness); [`serve`]
-//! holds the TLS config and the accept loop.
+//! One file per handler family: `auth.rs` (bearer tokens), `tokens.rs`
+//! (join tokens), `hosts.rs`, `rollouts.rs`, `commits.rs` (commits and
+//! sync), `webhooks.rs`, `events.rs` (audit log), `alerts.rs`,
+//! `metrics.rs`, `backup.rs`, `status.rs` (fleet status, liveness,
+//! readiness); `serve.rs` holds the TLS config and the accept loop.
 
 mod alerts;
 mod auth;

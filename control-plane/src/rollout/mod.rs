@@ -1,6 +1,6 @@
 //! Rollouts: a commit's per-host desired states walked through the waves.
 //!
-//! - [`step`]: the state machine as a pure function, (rollout, input, now)
+//! - [`mod@step`]: the state machine as a pure function, (rollout, input, now)
 //!   → (next rollout, actions). No I/O, no clock.
 //! - [`plan`]: a new rollout from a commit's render (pure).
 //! - [`engine`]: the executor. It turns accepted commits into rollouts,

@@ -311,7 +311,8 @@ fn rollouts_start_and_step(s: &dyn Store) {
     // A second rollout: newest first, statuses without hosts.
     let mut r2 = rollout("r2");
     r2.status = RolloutStatus::Completed;
-    let _ = s.start_rollout(&commit("c2", Some("r2")), &r2).unwrap();
+    let t = s.start_rollout(&commit("c2", Some("r2")), &r2).unwrap();
+    s.wait_durable(t).unwrap();
     let ids: Vec<String> = s.rollouts(10).unwrap().into_iter().map(|r| r.id).collect();
     assert_eq!(ids, ["r2", "r1"]);
     assert_eq!(s.rollouts(1).unwrap().len(), 1);
@@ -344,7 +345,12 @@ fn entry(i: u64) -> AuditEntry {
     AuditEntry {
         at_unix_ms: i,
         who: "ops".into(),
-        kind: if i.is_multiple_of(2) { "report" } else { "promote" }.into(),
+        kind: if i.is_multiple_of(2) {
+            "report"
+        } else {
+            "promote"
+        }
+        .into(),
         host: format!("h{}", i % 3),
         message: format!("m{i}"),
         ..AuditEntry::default()

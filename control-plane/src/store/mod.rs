@@ -6,7 +6,7 @@
 //! of them; each component is handed only the part it uses.
 //!
 //! The traits name no backend type: records are plain data
-//! ([`records`]), errors are [`StoreError`], and every change that must be
+//! (`records.rs`), errors are [`StoreError`], and every change that must be
 //! atomic across records is one method (a rollout step with its host
 //! assignments, an alert with its condition and deliveries, an enrollment
 //! with its certificate). The embedded implementation is [`SledStore`];
