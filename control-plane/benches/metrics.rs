@@ -14,7 +14,7 @@ use convoy_shared::proto::v1::{
 };
 
 fn sample(i: usize) -> TelemetrySample {
-    let gpus = if i % 10 == 0 {
+    let gpus = if i.is_multiple_of(10) {
         (0..2)
             .map(|g| GpuSample {
                 index: g,
