@@ -1,116 +1,58 @@
 //! The audit log: every commit seen, rollout transition, report,
 //! operator action (promote, abort, rollback, sync, join token, revoke),
-//! with who did it and when. Append-only in sled (tree `audit`, keyed by a
-//! monotonic sequence number), bounded: the oldest entries are pruned past
-//! [`MAX_ENTRIES`].
+//! with who did it and when. Append-only in the store, bounded: the oldest
+//! entries are pruned past [`MAX_ENTRIES`].
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use convoy_kit::Clock;
+
+use crate::store::{AuditStore, StoreError};
+
+pub use crate::store::{AuditEntry, AuditQuery as Query};
 
 /// Entries kept; older ones are pruned.
 pub const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub seq: u64,
-    pub at_unix_ms: u64,
-    /// An API token's name, a host name, `git` or `control-plane`.
-    pub who: String,
-    /// e.g. `commit_accepted`, `commit_rejected`, `rollout`, `report`,
-    /// `promote`, `abort`, `rollback`, `sync`, `token_created`, `revoke`.
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub host: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub stack: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub rollout: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub commit: String,
-    pub message: String,
-}
-
-/// Filters of `GET /api/v1/events`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Query {
-    pub host: Option<String>,
-    pub stack: Option<String>,
-    pub rollout: Option<String>,
-    pub kind: Option<String>,
-    /// Entries older than this sequence number (pagination: pass the
-    /// smallest `seq` of the previous page).
-    pub before: Option<u64>,
-    /// At most this many (default 100, max 1000).
-    pub limit: Option<usize>,
-}
-
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    db: sled::Db,
-    tree: sled::Tree,
+    store: Arc<dyn AuditStore>,
+    clock: Arc<dyn Clock>,
+    failures: Arc<AtomicU64>,
 }
 
 impl AuditLog {
-    pub fn open(db: &sled::Db) -> Result<AuditLog, sled::Error> {
-        Ok(AuditLog {
-            db: db.clone(),
-            tree: db.open_tree("audit")?,
-        })
+    pub fn new(store: Arc<dyn AuditStore>, clock: Arc<dyn Clock>) -> AuditLog {
+        AuditLog {
+            store,
+            clock,
+            failures: Arc::default(),
+        }
     }
 
-    /// Appends an entry (sequence and time filled in). Errors are logged,
-    /// not returned: the audit log must never stop the action it records.
+    /// Appends an entry (sequence and time filled in). A failed write is
+    /// logged with its cause and counted ([`AuditLog::failures`]), not
+    /// returned: the audit log must never stop the action it records.
+    /// Blocking.
     pub fn record(&self, mut e: AuditEntry) {
-        let seq = match self.db.generate_id() {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::error!(error = %err, "audit: no sequence number");
-                return;
-            }
-        };
-        e.seq = seq;
         if e.at_unix_ms == 0 {
-            e.at_unix_ms = convoy_kit::clock::now_ms();
+            e.at_unix_ms = self.clock.now_ms();
         }
-        let bytes = match serde_json::to_vec(&e) {
-            Ok(b) => b,
-            Err(err) => {
-                tracing::error!(error = %err, "audit: encoding failed");
-                return;
-            }
-        };
-        if let Err(err) = self.tree.insert(seq.to_be_bytes(), bytes) {
-            tracing::error!(error = %err, "audit: write failed");
-            return;
-        }
-        while self.tree.len() > MAX_ENTRIES {
-            if self.tree.pop_min().ok().flatten().is_none() {
-                break;
-            }
+        if let Err(err) = self.store.append_audit(&e, MAX_ENTRIES) {
+            let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::error!(error = %crate::error_chain(&err), kind = %e.kind, failures = n, "audit: write failed");
         }
     }
 
-    /// Newest first, filtered.
-    pub fn query(&self, q: &Query) -> Result<Vec<AuditEntry>, sled::Error> {
-        let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-        let end = q.before.unwrap_or(u64::MAX);
-        let mut out = Vec::new();
-        for item in self.tree.range(..end.to_be_bytes()).rev() {
-            let (_, v) = item?;
-            let Ok(e) = serde_json::from_slice::<AuditEntry>(&v) else {
-                continue;
-            };
-            let keep = q.host.as_ref().is_none_or(|h| &e.host == h)
-                && q.stack.as_ref().is_none_or(|s| &e.stack == s)
-                && q.rollout.as_ref().is_none_or(|r| &e.rollout == r)
-                && q.kind.as_ref().is_none_or(|k| &e.kind == k);
-            if keep {
-                out.push(e);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+    /// Entries that could not be written since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Newest first, filtered. Blocking.
+    pub fn query(&self, q: &Query) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store.audit(q)
     }
 }
 
@@ -121,8 +63,8 @@ mod tests {
     #[test]
     fn records_filters_and_pages() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
-        let log = AuditLog::open(&db).unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let log = AuditLog::new(Arc::new(store), convoy_kit::clock::system());
         for i in 0..10 {
             log.record(AuditEntry {
                 who: "ops".into(),
@@ -158,5 +100,19 @@ mod tests {
             .unwrap();
         assert_eq!(page2[0].message, "m5");
         assert_eq!(page2.len(), 4);
+    }
+
+    #[test]
+    fn a_record_uses_the_injected_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::SledStore::open(dir.path()).unwrap();
+        let clock = convoy_kit::ManualClock::at_ms(1_234);
+        let log = AuditLog::new(Arc::new(store), Arc::new(clock));
+        log.record(AuditEntry {
+            kind: "sync".into(),
+            ..AuditEntry::default()
+        });
+        assert_eq!(log.query(&Query::default()).unwrap()[0].at_unix_ms, 1_234);
+        assert_eq!(log.failures(), 0);
     }
 }

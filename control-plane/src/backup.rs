@@ -17,13 +17,14 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::datadir::DataDir;
+use crate::store::{Export, ExportError, Exported, StoreError};
 
 const MAGIC: &[u8] = b"CONVOY-BACKUP\n";
 const VERSION: u32 = 1;
@@ -56,6 +57,8 @@ pub enum BackupError {
     Corrupt(String),
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    #[error("reading the store")]
+    Store(#[source] StoreError),
     #[error("{0} is not empty; pass --force to replace its contents")]
     NotEmpty(PathBuf),
 }
@@ -92,8 +95,9 @@ impl<W: Write> HashingWriter<W> {
     }
 }
 
-/// Writes a backup of `dir` (its files) and `db` (every tree) to `out`.
-pub fn write<W: Write>(dir: &DataDir, db: &sled::Db, out: W) -> Result<Summary, BackupError> {
+/// Writes a backup of `dir` (its files) and `store` (every collection) to
+/// `out`.
+pub fn write<W: Write>(dir: &DataDir, store: &dyn Export, out: W) -> Result<Summary, BackupError> {
     let mut w = HashingWriter {
         inner: out,
         hash: Sha256::new(),
@@ -118,22 +122,38 @@ pub fn write<W: Write>(dir: &DataDir, db: &sled::Db, out: W) -> Result<Summary, 
         w.put(&data)?;
         sum.files += 1;
     }
-    for name in db.tree_names() {
-        let tree = db.open_tree(&name)?;
-        w.put(b"T")?;
-        w.put(&(name.len() as u32).to_be_bytes())?;
-        w.put(&name)?;
-        for item in tree.iter() {
-            let (k, v) = item?;
-            w.put(&(k.len() as u32).to_be_bytes())?;
-            w.put(&k)?;
-            w.put(&(v.len() as u32).to_be_bytes())?;
-            w.put(&v)?;
-            sum.records += 1;
-        }
-        w.put(&END_OF_TREE.to_be_bytes())?;
-        sum.trees += 1;
+    let mut failed = None;
+    let res = store.export(&mut |item| {
+        let put = match item {
+            Exported::Collection(name) => w
+                .put(b"T")
+                .and_then(|()| w.put(&(name.len() as u32).to_be_bytes()))
+                .and_then(|()| w.put(name)),
+            Exported::Record { key, value } => {
+                sum.records += 1;
+                w.put(&(key.len() as u32).to_be_bytes())
+                    .and_then(|()| w.put(key))
+                    .and_then(|()| w.put(&(value.len() as u32).to_be_bytes()))
+                    .and_then(|()| w.put(value))
+            }
+            Exported::End => {
+                sum.trees += 1;
+                w.put(&END_OF_TREE.to_be_bytes())
+            }
+        };
+        // Keep our error (with its context); the store only needs to stop.
+        put.map_err(|e| {
+            failed = Some(e);
+            io::Error::other("backup write failed")
+        })
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
+    res.map_err(|e| match e {
+        ExportError::Store(e) => BackupError::Store(e),
+        ExportError::Write(e) => BackupError::Write(e),
+    })?;
     w.put(b"E")?;
     let digest = w.hash.clone().finalize();
     w.inner.write_all(&digest).map_err(BackupError::Write)?;
@@ -276,14 +296,7 @@ fn read_into<R: Read>(input: R, staging: &Path) -> Result<Summary, BackupError> 
                 let len = r.u64()?;
                 let data = r.take(len)?;
                 let path = staging.join(&name);
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(mode)
-                    .open(&path)
-                    .map_err(io_err("creating", &path))?;
-                f.write_all(&data).map_err(io_err("writing", &path))?;
-                f.sync_all().map_err(io_err("syncing", &path))?;
+                convoy_kit::fsx::write_new(&path, &data, mode).map_err(io_err("writing", &path))?;
                 sum.files += 1;
             }
             b'T' => {

@@ -92,7 +92,7 @@ pub struct FileConfig {
     pub heartbeat_interval: Option<String>,
     pub agent_cert_lifetime: Option<String>,
     /// The fleet repo to follow.
-    pub git: Option<crate::controller::GitConfig>,
+    pub git: Option<crate::sync::GitConfig>,
     /// Alert sinks and their routing.
     pub alerts: Option<crate::alerts::AlertsConfig>,
 }
@@ -110,7 +110,7 @@ pub struct RunConfig {
     /// Lifetime of agent certificates issued at enrollment and renewal.
     pub agent_cert_lifetime: Duration,
     /// The fleet repo to follow (none: nothing is rolled out).
-    pub git: Option<crate::controller::GitConfig>,
+    pub git: Option<crate::sync::GitConfig>,
     pub alerts: Option<crate::alerts::AlertsConfig>,
 }
 

@@ -15,7 +15,11 @@ use convoy_pki::Ca;
 use rand::RngCore;
 use thiserror::Error;
 
-use crate::store::{ApiTokenRecord, Scope, Store, StoreError, api_token_hash, unix};
+use std::sync::Arc;
+
+use crate::store::{
+    ApiTokenRecord, FleetStore, Scope, SledStore, StoreError, api_token_hash, unix,
+};
 
 /// Lifetime of the server certificate made by `init` (the CA's own is ten
 /// years; the server's is re-issued by re-running init for now).
@@ -116,7 +120,7 @@ pub fn init(
     let chain = format!("{}{}", server.cert_pem, ca.cert_pem());
     write_file(&dir.server_cert(), chain.as_bytes(), 0o644)?;
     write_file(&dir.server_key(), server.key_pem.as_bytes(), 0o600)?;
-    let store = Store::open(&dir.state())?;
+    let store = SledStore::open(&dir.state())?;
     store.set_fleet(fleet)?;
     let admin_token = new_api_token();
     store.put_api_token(
@@ -127,7 +131,7 @@ pub fn init(
             created_unix: unix(now),
         },
     )?;
-    store.flush()?;
+    SledStore::flush(&store)?;
     Ok(InitOutput {
         ca_fingerprint: ca.fingerprint_sha256(),
         admin_token,
@@ -147,14 +151,14 @@ pub struct Loaded {
     pub ca: Ca,
     pub server_cert_pem: String,
     pub server_key_pem: String,
-    pub store: Store,
+    pub store: Arc<SledStore>,
     pub fleet: String,
 }
 
 pub fn load(dir: &DataDir) -> Result<Loaded, DataDirError> {
     let read = |p: PathBuf| fs::read_to_string(&p).map_err(io("reading", &p));
     let ca = Ca::from_pem(&read(dir.ca_cert())?, &read(dir.ca_key())?)?;
-    let store = Store::open(&dir.state())?;
+    let store = Arc::new(SledStore::open(&dir.state())?);
     let fleet = store.fleet()?;
     Ok(Loaded {
         ca,

@@ -1,5 +1,7 @@
-//! `convoy-control-plane run`: binds both ports and runs the agent gateway
-//! and the operator API until told to stop.
+//! `convoy-control-plane run`: opens the data dir, builds the parts in
+//! dependency order (store → stream registry → rollout engine, audit log,
+//! alerts, git sync → dispatcher → gateway with the dispatcher as its hooks
+//! → API), binds both ports and runs until told to stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,9 +12,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use convoy_kit::Clock;
+
 use crate::config::RunConfig;
 use crate::datadir::{DataDir, DataDirError};
-use crate::gateway::{Gateway, GatewayConfig};
+use crate::dispatch::{Dispatcher, Parts, StreamHooks};
+use crate::gateway::{Gateway, GatewayConfig, Sessions};
 
 /// How long shutdown waits for streams and connections to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,11 +49,22 @@ pub struct Server {
     api_task: JoinHandle<()>,
     ctl_task: JoinHandle<()>,
     alerts_task: Option<JoinHandle<()>>,
-    pub controller: Arc<crate::controller::Controller>,
+    pub dispatcher: Arc<Dispatcher>,
 }
 
-/// Loads the data dir, binds both ports and starts serving.
+/// Loads the data dir, binds both ports and starts serving, on the
+/// system clock.
 pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError> {
+    start_with_clock(dir, cfg, convoy_kit::clock::system()).await
+}
+
+/// [`start`] with the wall clock every decision reads (tests and
+/// simulations pass a [`convoy_kit::ManualClock`]).
+pub async fn start_with_clock(
+    dir: &DataDir,
+    cfg: &RunConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Server, ServerError> {
     let loaded = crate::datadir::load(dir)?;
     let agent_tls = convoy_pki::server_config(
         loaded.ca.cert_der(),
@@ -71,22 +87,11 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
     };
     let agent_addr = local(&agent_listener, cfg.agent_listen)?;
     let api_addr = local(&api_listener, cfg.api_listen)?;
-    let store = loaded.store.clone();
-    let gateway = Gateway::new(
-        loaded.ca,
-        loaded.store,
-        GatewayConfig {
-            fleet: loaded.fleet.clone(),
-            heartbeat_interval: cfg.heartbeat_interval,
-            agent_cert_lifetime: cfg.agent_cert_lifetime,
-        },
-    );
+    let store: Arc<dyn crate::store::Store> = loaded.store.clone();
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    // Alerts and the controller (git sync, rollouts, telemetry) share the
-    // store's database.
     let alerts = match &cfg.alerts {
         Some(a) => {
             let client = reqwest::Client::builder()
@@ -94,23 +99,42 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
                 .build()
                 .map_err(|e| ServerError::Tls(format!("HTTP client for alerts: {e}")))?;
             Some(
-                crate::alerts::Alerts::open(store.db(), a.clone(), client)
+                crate::alerts::Alerts::open(store.clone(), a.clone(), client, clock.clone())
                     .map_err(|e| ServerError::Config(format!("alerts: {e}")))?,
             )
         }
         None => None,
     };
-    let controller = crate::controller::Controller::new(
-        store.db(),
-        gateway.clone(),
-        cfg.git.as_ref(),
-        &dir.root.join("git").join("mirror.git"),
-        alerts.clone(),
-    )
-    .map_err(ServerError::Config)?;
-    let ctl_task = tokio::spawn(controller.clone().run(stop_rx.clone()));
-    // Agents are served only once the controller is plugged into the
-    // gateway: a stream opened earlier would get no desired state on connect.
+    let sessions = Sessions::new();
+    let engine = crate::rollout::Engine::new(store.clone());
+    let audit = crate::audit::AuditLog::new(store.clone(), clock.clone());
+    let sync =
+        crate::sync::GitSync::new(cfg.git.as_ref(), &dir.root.join("git").join("mirror.git"))
+            .map_err(ServerError::Config)?;
+    let dispatcher = Arc::new(Dispatcher::new(Parts {
+        fleet: loaded.fleet.clone(),
+        clock: clock.clone(),
+        store: store.clone(),
+        engine,
+        sessions: sessions.clone(),
+        audit,
+        alerts: alerts.clone(),
+        telemetry: Default::default(),
+        sync,
+    }));
+    let gateway = Gateway::new(
+        loaded.ca,
+        store.clone(),
+        GatewayConfig {
+            fleet: loaded.fleet.clone(),
+            heartbeat_interval: cfg.heartbeat_interval,
+            agent_cert_lifetime: cfg.agent_cert_lifetime,
+        },
+        sessions,
+        Arc::new(StreamHooks(dispatcher.clone())),
+        clock,
+    );
+    let ctl_task = tokio::spawn(dispatcher.clone().run(stop_rx.clone()));
     let gw = gateway.clone();
     let rx = stop_rx.clone();
     let agent_task = tokio::spawn(async move {
@@ -128,7 +152,7 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
     let router = crate::api::router_full(
         store,
         gateway.clone(),
-        Some(controller.clone()),
+        Some(dispatcher.clone()),
         Some(dir.root.clone()),
     );
     let api_task = tokio::spawn(crate::api::serve_api(
@@ -152,7 +176,7 @@ pub async fn start(dir: &DataDir, cfg: &RunConfig) -> Result<Server, ServerError
         api_task,
         ctl_task,
         alerts_task,
-        controller,
+        dispatcher,
     })
 }
 

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use convoy_control_plane::alerts::{
     AlertEvent, Alerts, AlertsConfig, DeliveryStatus, GpuFault, Raised,
 };
+use convoy_control_plane::store::SledStore;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -190,7 +191,8 @@ impl Running {
 
 fn start(db: sled::Db, cfg: AlertsConfig) -> Running {
     let client = reqwest::Client::builder().build().unwrap();
-    let alerts = Alerts::open(&db, cfg, client).unwrap();
+    let store = SledStore::from_db(db.clone()).unwrap();
+    let alerts = Alerts::open(Arc::new(store), cfg, client, convoy_kit::clock::system()).unwrap();
     let (stop, rx) = oneshot::channel::<()>();
     let a = alerts.clone();
     let worker = tokio::spawn(async move {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 use crate::identity::validate_host_name;
@@ -188,19 +189,10 @@ fn check_hex(s: &str, bytes: usize, field: &'static str) -> Result<(), TokenErro
 }
 
 /// Compares two byte strings in time that depends only on their lengths
-/// (which are public: both are SHA-256 digests). We OR together the XOR of
-/// every byte pair instead of returning at the first difference, so the
-/// running time does not reveal how long a matching prefix an attacker has
-/// guessed. `black_box` keeps the optimiser from reintroducing an early exit.
+/// (which are public: both are SHA-256 digests), so the running time does
+/// not reveal how long a matching prefix an attacker has guessed.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| std::hint::black_box(acc | (x ^ y)));
-    diff == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]

@@ -377,7 +377,7 @@ fn enroll_offline(data: &Path, agents: &Path, server: &str, n: usize) -> Result<
     })?;
     // The records enrollment writes (store.rs: hosts, certs), put directly
     // into the trees with one flush instead of N.
-    let store = convoy_control_plane::store::Store::open(&data.join("state"))?;
+    let store = convoy_control_plane::store::SledStore::open(&data.join("state"))?;
     let hosts = store.db().open_tree("hosts")?;
     let certs = store.db().open_tree("certs")?;
     let t = convoy_control_plane::store::unix;

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use convoy_cli::client::ApiClient;
 use convoy_control_plane::config::RunConfig;
-use convoy_control_plane::controller::GitConfig;
 use convoy_control_plane::datadir::{self, DataDir};
 use convoy_control_plane::server;
+use convoy_control_plane::sync::GitConfig;
 use convoy_control_plane::webhook::hmac_sha256_hex;
 
 const SECRET: &str = "It's a Secret to Everybody";

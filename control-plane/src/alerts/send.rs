@@ -24,9 +24,15 @@ pub enum Outcome {
     },
 }
 
-/// Sends one request with a timeout and classifies the result. Errors never
-/// contain the URL (Telegram's holds the bot token).
-pub async fn attempt(client: &reqwest::Client, req: Rendered, timeout: Duration) -> Outcome {
+/// Sends one request with a timeout and classifies the result (`now`: for
+/// a `Retry-After` date). Errors never contain the URL (Telegram's holds
+/// the bot token).
+pub async fn attempt(
+    client: &reqwest::Client,
+    req: Rendered,
+    timeout: Duration,
+    now: SystemTime,
+) -> Outcome {
     let mut rb = client.post(&req.url).timeout(timeout).body(req.body);
     for (k, v) in req.headers {
         rb = rb.header(k, v);
@@ -55,7 +61,7 @@ pub async fn attempt(client: &reqwest::Client, req: Rendered, timeout: Duration)
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        .and_then(|v| parse_retry_after(v, now));
     // Bounded read of the body for the error message.
     let body = read_body_prefix(resp, 4096).await;
     let body_s = truncate_chars(&String::from_utf8_lossy(&body), ERROR_BODY_CHARS);

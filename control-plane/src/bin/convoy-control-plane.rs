@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use convoy_control_plane::config::{DEFAULT_CONFIG_FILE, Layered};
 use convoy_control_plane::datadir::DataDir;
 use convoy_control_plane::logging::{self, LogFormat};
+use convoy_control_plane::store::FleetStore as _;
 use convoy_kit::layers;
 
 #[derive(Debug, Parser)]
@@ -229,7 +230,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             let dir = DataDir::new(&data_dir);
             let store =
-                convoy_control_plane::store::Store::open(&dir.state()).with_context(|| {
+                convoy_control_plane::store::SledStore::open(&dir.state()).with_context(|| {
                     format!(
                         "opening the store in {} (is the daemon running?)",
                         data_dir.display()

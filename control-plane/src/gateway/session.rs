@@ -2,7 +2,7 @@
 //! renewals and desired states until the agent leaves, the certificate
 //! expires, the host is revoked or replaced, or the daemon stops.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use convoy_pki::HostIdentity;
 use convoy_shared::limits;
@@ -11,13 +11,14 @@ use convoy_shared::proto::control_message::Kind as Out;
 use convoy_shared::proto::{
     Ack, AgentMessage, ControlMessage, HeartbeatAck, RenewResponse, Report, Revoked, Welcome,
 };
-use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
-use super::service::internal;
-use super::{Gateway, SESSION_QUEUE, SessionCmd};
+use super::Gateway;
+use super::identity::internal;
+use super::sessions::{SESSION_QUEUE, SessionCmd};
+use crate::store::StoredReport;
 
 /// Outgoing messages buffered per stream before the session waits for the
 /// agent to read (backpressure, bounded memory).
@@ -82,7 +83,9 @@ async fn run(
         Ok(Ok(Some(_))) => return Err(Status::invalid_argument("first message must be Hello")),
     };
     let (cmd_tx, mut cmd_rx) = mpsc::channel(SESSION_QUEUE);
-    let session = gw.register(&host, &id.serial_hex, cmd_tx);
+    let session = gw
+        .sessions()
+        .register(&host, &id.serial_hex, gw.clock().now(), cmd_tx);
     let _guard = Deregister {
         gw: gw.clone(),
         host: host.clone(),
@@ -90,7 +93,7 @@ async fn run(
     };
     // A revoke between authentication and registration must still win.
     gw.check_not_revoked(&id)?;
-    let _ = gw.store().touch_host(&host, SystemTime::now());
+    touch(gw, &host).await;
     tracing::info!(
         host = %host,
         serial = %id.serial_hex,
@@ -98,7 +101,7 @@ async fn run(
         desired_revision = %hello.desired_revision,
         "agent connected"
     );
-    let hb = gw.inner().cfg.heartbeat_interval;
+    let hb = gw.cfg().heartbeat_interval;
     send(
         out,
         Out::Welcome(Welcome {
@@ -108,20 +111,18 @@ async fn run(
         }),
     )
     .await?;
-    let hooks = gw.hooks();
-    if let Some(h) = &hooks {
-        h.connected(&host, true).await;
-        if let Some(d) = h.desired_for(&host).await {
-            let (rev, generation) = (d.revision.clone(), d.generation);
-            tracing::info!(host = %host, revision = %rev, generation, "desired state sent on connect");
-            send(out, Out::Desired(d)).await?;
-            h.delivered(&host, &rev, generation).await;
-        }
+    let hooks = gw.hooks().clone();
+    hooks.connected(&host, true).await;
+    if let Some(d) = hooks.desired_for(&host).await {
+        let (rev, generation) = (d.revision.clone(), d.generation);
+        tracing::info!(host = %host, revision = %rev, generation, "desired state sent on connect");
+        send(out, Out::Desired(d)).await?;
+        hooks.delivered(&host, &rev, generation).await;
     }
 
     let expiry = id
         .not_after
-        .duration_since(SystemTime::now())
+        .duration_since(gw.clock().now())
         .unwrap_or(Duration::ZERO);
     let expires = tokio::time::sleep(expiry);
     tokio::pin!(expires);
@@ -142,7 +143,7 @@ async fn run(
                     }
                 };
                 last_heard = tokio::time::Instant::now();
-                let _ = gw.store().touch_host(&host, SystemTime::now());
+                touch(gw, &host).await;
                 handle(gw, &id, m, out).await?;
             }
             c = cmd_rx.recv() => match c {
@@ -150,9 +151,7 @@ async fn run(
                     let (rev, generation) = (d.revision.clone(), d.generation);
                     tracing::info!(host = %host, revision = %rev, generation, "desired state sent");
                     send(out, Out::Desired(*d)).await?;
-                    if let Some(h) = &hooks {
-                        h.delivered(&host, &rev, generation).await;
-                    }
+                    hooks.delivered(&host, &rev, generation).await;
                 }
                 Some(SessionCmd::Revoke(reason)) => {
                     let _ = out.send(msg(Out::Revoked(Revoked { reason }))).await;
@@ -166,7 +165,7 @@ async fn run(
                 return Err(Status::unauthenticated("client certificate expired; reconnect with the renewed one"));
             }
             _ = poll.tick() => {
-                if !gw.is_current(&host, session) {
+                if !gw.sessions().is_current(&host, session) {
                     return Err(Status::aborted("stream closed by the control plane"));
                 }
                 if last_heard.elapsed() > silence_limit {
@@ -205,20 +204,18 @@ async fn handle(
             let rid = r.id.clone();
             let key = rid.clone();
             let for_hooks = r.clone();
-            // sled flush blocks.
+            // The store's write waits for the disk.
             let new = tokio::task::spawn_blocking(move || {
                 // Stored as (host, report) so the report's origin is the
                 // authenticated host, not anything in the message.
-                let bytes = StoredReport { host, report: r }.encode_to_vec();
-                gw2.store().put_report(&key, &bytes)
+                gw2.store()
+                    .put_report(&key, &StoredReport { host, report: r })
             })
             .await
             .map_err(|_| Status::internal("report task failed"))?
             .map_err(|e| internal("storing report", &e))?;
             tracing::debug!(host = %id.host, report = %rid, new, "report stored");
-            if let Some(h) = gw.hooks() {
-                h.report(&id.host, &for_hooks, new).await;
-            }
+            gw.hooks().report(&id.host, &for_hooks, new).await;
             // New and duplicate reports alike are acked: the agent resends
             // until acked, so a lost Ack only costs a duplicate.
             send(
@@ -233,9 +230,7 @@ async fn handle(
             if t.samples.len() > limits::MAX_TELEMETRY_BATCH {
                 return Err(Status::invalid_argument("telemetry batch too large"));
             }
-            if let Some(h) = gw.hooks() {
-                h.telemetry(&id.host, t).await;
-            }
+            gw.hooks().telemetry(&id.host, t).await;
             Ok(())
         }
         In::Renew(r) => {
@@ -245,7 +240,7 @@ async fn handle(
             let gw2 = gw.clone();
             let host = id.host.clone();
             let signed = tokio::task::spawn_blocking(move || {
-                let now = SystemTime::now();
+                let now = gw2.clock().now();
                 let signed = gw2.sign(&r.csr_pem, &host, now)?;
                 gw2.record(&signed, &host, now)?;
                 Ok::<_, Status>(signed)
@@ -262,7 +257,7 @@ async fn handle(
             .await
         }
         In::FetchDesired(_) => {
-            let Some(h) = gw.hooks() else { return Ok(()) };
+            let h = gw.hooks();
             match h.desired_for(&id.host).await {
                 Some(d) => {
                     let (rev, generation) = (d.revision.clone(), d.generation);
@@ -274,6 +269,23 @@ async fn handle(
             }
         }
     }
+}
+
+/// Records that the host was heard from. Not flushed (losing it in a
+/// crash is harmless), but a failed write is logged with its cause and
+/// counted, never dropped silently: it is the first sign of a full disk.
+async fn touch(gw: &Gateway, host: &str) {
+    let store = gw.store().clone();
+    let now = gw.clock().now();
+    let h = host.to_owned();
+    let res = tokio::task::spawn_blocking(move || store.touch_host(&h, now)).await;
+    let err = match res {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => crate::error_chain(&e),
+        Err(e) => format!("task failed: {e}"),
+    };
+    let n = gw.count_touch_failure();
+    tracing::warn!(host, failures = n, error = %err, "recording when the host was last seen failed");
 }
 
 fn check_report(r: &Report) -> Result<(), Status> {
@@ -289,15 +301,6 @@ fn check_report(r: &Report) -> Result<(), Status> {
     Ok(())
 }
 
-/// What the `reports` tree holds per id.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct StoredReport {
-    #[prost(string, tag = "1")]
-    pub host: String,
-    #[prost(message, required, tag = "2")]
-    pub report: Report,
-}
-
 struct Deregister {
     gw: Gateway,
     host: String,
@@ -306,11 +309,13 @@ struct Deregister {
 
 impl Drop for Deregister {
     fn drop(&mut self) {
-        let current = self.gw.is_current(&self.host, self.session);
-        self.gw.deregister(&self.host, self.session);
+        let sessions = self.gw.sessions();
+        let current = sessions.is_current(&self.host, self.session);
+        sessions.deregister(&self.host, self.session);
         // Only the stream that was current takes the host offline (a
         // replaced one must not).
-        if current && let Some(h) = self.gw.hooks() {
+        if current {
+            let h = self.gw.hooks().clone();
             let host = self.host.clone();
             tokio::spawn(async move { h.connected(&host, false).await });
         }

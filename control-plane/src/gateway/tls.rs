@@ -19,7 +19,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use super::{Gateway, PeerInfo};
+use super::Gateway;
 
 /// Handshakes in flight at once; beyond this, accepted sockets wait.
 const MAX_HANDSHAKES: usize = 256;
@@ -27,6 +27,17 @@ const MAX_HANDSHAKES: usize = 256;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Established connections waiting for tonic to pick them up.
 const READY_QUEUE: usize = 64;
+
+/// What the TLS layer learnt about the peer; tonic puts it in every
+/// request's extensions.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub addr: Option<SocketAddr>,
+    /// The verified client certificate (DER), if the peer presented one.
+    /// rustls already checked that our CA issued it and that it is within
+    /// its validity period at handshake time.
+    pub client_cert: Option<Arc<Vec<u8>>>,
+}
 
 /// A server-side TLS connection with the peer's identity.
 pub struct TlsConn {

@@ -6,6 +6,11 @@ use convoy_shared::proto::v1::{
     DiskMetrics, GpuEvent, GpuProcess, HostMetrics, NetMetrics, TelemetryBatch,
 };
 
+use std::time::Duration;
+
+use convoy_shared::proto::v1::{GpuEventKind, GpuSample, TelemetrySample};
+
+use super::prometheus::format_value;
 use super::*;
 
 // The strict exposition-format parser is shared with the end-to-end
@@ -345,7 +350,7 @@ fn empty_store_renders_a_valid_exposition() {
 fn special_values() {
     assert_eq!(format_value(f64::NAN), "NaN");
     assert_eq!(format_value(f64::INFINITY), "+Inf");
-    assert_eq!(format_value(42_949_672_960.0), "42949672960");
+    assert_eq!(format_value(42_949_672_960u64), "42949672960");
     assert_eq!(format_value(0.37), "0.37");
 }
 
