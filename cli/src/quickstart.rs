@@ -242,22 +242,18 @@ async fn wait_api(client: &ApiClient, deadline: Duration) -> anyhow::Result<()> 
     }
 }
 
-/// How the user runs this CLI: `convoy` if that is this binary on PATH,
-/// else its full path (the README's run command uses ./target/debug/convoy,
-/// and the next steps `cd` elsewhere).
-fn cli_name() -> String {
-    let Ok(me) = std::env::current_exe().and_then(std::fs::canonicalize) else {
-        return "convoy".into();
-    };
+/// This binary's path when `convoy` on PATH is not this binary (the
+/// README's run command uses ./target/debug/convoy, and the next steps `cd`
+/// elsewhere).
+fn cli_path_if_not_on_path() -> Option<String> {
+    let me = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .ok()?;
     let on_path = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths)
             .any(|d| std::fs::canonicalize(d.join("convoy")).is_ok_and(|p| p == me))
     });
-    if on_path {
-        "convoy".into()
-    } else {
-        me.display().to_string()
-    }
+    (!on_path).then(|| me.display().to_string())
 }
 
 /// Saves the `quickstart` context (current from now on); a failure only
@@ -464,14 +460,16 @@ pub async fn run(opts: Options, ui: &Ui) -> anyhow::Result<()> {
             println!("  export CONVOY_TOKEN={token}");
             println!("  export CONVOY_CA={}", ca_path.display());
             println!();
-            let me = cli_name();
             println!("Try next:");
-            println!("  {me} status                  # the fleet at a glance");
-            println!("  {me} hosts                   # this machine, enrolled as `local`");
+            if let Some(path) = cli_path_if_not_on_path() {
+                println!("  alias convoy={path}");
+            }
+            println!("  convoy status                      # the fleet at a glance");
+            println!("  convoy hosts                       # this machine, enrolled as `local`");
             println!("  cd {}", repo.display());
             println!("  $EDITOR stacks/hello/www/index.html && git commit -am 'new page'");
             println!(
-                "  {me} rollout --watch         # waits for that commit's rollout, follows it"
+                "  convoy rollout --watch             # waits for that commit's rollout, follows it"
             );
             println!(
                 "  (a commit that breaks the healthcheck is rolled back by the agent on its own)"
