@@ -27,7 +27,12 @@ pub struct Cli {
     pub api: Option<String>,
     /// API bearer token; visible to other local users in the process list,
     /// so prefer --token-file or a context [env: CONVOY_TOKEN]
-    #[arg(long, global = true, value_name = "TOKEN")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
     /// A file holding the API token, mode 0600 [env: CONVOY_TOKEN_FILE]
     #[arg(long, global = true, value_name = "FILE")]

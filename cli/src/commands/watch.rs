@@ -249,11 +249,10 @@ async fn find_rollout(
         .unwrap_or("?");
     let checkout = Checkout::discover(git_url);
     let mut cp_head = git_head(&status);
+    let resolved = commit_flag.and_then(|c| checkout.as_ref().and_then(|(co, _)| co.resolve(c)));
     let (mut target, why) = match (commit_flag, &checkout) {
         (Some(c), _) if is_full_id(c) => (c.to_ascii_lowercase(), "--commit"),
-        (Some(c), Some((co, _))) if co.resolve(c).is_some() => {
-            (co.resolve(c).unwrap_or_default(), "--commit")
-        }
+        (Some(_), _) if resolved.is_some() => (resolved.unwrap_or_default(), "--commit"),
         (Some(c), _) => match &cp_head {
             Some(h) if c.len() >= 4 && h.starts_with(&c.to_ascii_lowercase()) => {
                 (h.clone(), "--commit")
