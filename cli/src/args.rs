@@ -1,51 +1,94 @@
 //! The command line: every subcommand and flag of `convoy` (clap derive).
-//! `--api`, `--token`, `--ca` and `--json` are global; the first three also
-//! come from `CONVOY_API`, `CONVOY_TOKEN` and `CONVOY_CA`.
+//! The connection flags (`--api`, `--ca`, `--token`, `--token-file`,
+//! `--context`) and the output flags (`-o`, `--json`, `--color`) are
+//! global. The connection flags hold only what was typed: the environment
+//! and the config file's contexts are layered under them in
+//! [`crate::settings`], not by clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+use crate::style::ColorChoice;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "convoy",
     version,
-    about = "Convoy operator CLI: validate fleet repos, steer rollouts, manage hosts"
+    about = "Convoy operator CLI: validate fleet repos, steer rollouts, manage hosts",
+    after_help = crate::exit::HELP_FOOTER
 )]
 pub struct Cli {
-    /// The control plane's API.
+    /// The control plane's API, https://HOST:PORT [env: CONVOY_API]
+    /// [default: the context's, else https://127.0.0.1:8443]
+    #[arg(long, global = true, value_name = "URL")]
+    pub api: Option<String>,
+    /// API bearer token; visible to other local users in the process list,
+    /// so prefer --token-file or a context [env: CONVOY_TOKEN]
     #[arg(
         long,
         global = true,
-        env = "CONVOY_API",
-        default_value = "https://127.0.0.1:8443"
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
     )]
-    pub api: String,
-    /// API bearer token.
-    #[arg(long, global = true, env = "CONVOY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the API token, mode 0600 [env: CONVOY_TOKEN_FILE]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// CA certificate to trust for the API (the fleet CA: ca.pem in the
-    /// control plane's data dir).
-    #[arg(long, global = true, env = "CONVOY_CA")]
+    /// control plane's data dir) [env: CONVOY_CA]
+    #[arg(long, global = true, value_name = "FILE")]
     pub ca: Option<PathBuf>,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    /// Use this context of the config file instead of the current one
+    /// [env: CONVOY_CONTEXT]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Output format of commands that print data.
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Same as `-o json` (kept for existing scripts).
+    #[arg(long, global = true, conflicts_with = "output")]
     pub json: bool,
+    /// Colour: auto = only on a terminal and when NO_COLOR is not set.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value_t = ColorChoice::Auto
+    )]
+    pub color: ColorChoice,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The output format asked for (`--json` is `-o json`).
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.output.unwrap_or_default()
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    convoy_shared::duration::parse(s)
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a fleet repo offline with the control plane's own loader.
+    ///
     /// Exit 0: valid; 1: invalid (every problem printed as
-    /// file:line:col: message); 2: usage error.
+    /// file:line:col: message); 2: usage error. `-o json|yaml` prints
+    /// {valid, problems, plan}.
     Validate {
         /// The fleet repo's root (the directory holding fleet.toml).
         path: PathBuf,
-        /// Print the result as JSON on stdout.
-        #[arg(long)]
-        json: bool,
         /// Also print, per host, the stacks it gets with their revisions,
         /// and the rollout waves with their hosts.
         #[arg(long)]
@@ -85,11 +128,30 @@ pub enum Command {
     Status,
     /// Show the current rollout (or one by id); `--watch` follows it until
     /// it ends.
+    ///
+    /// `--watch` without an id waits for the rollout of a commit: the one
+    /// given with --commit, else (when run inside a checkout of the fleet
+    /// repo) the checkout's HEAD, else the control plane's git head. Right
+    /// after `git commit` (and push) it waits for the control plane to see
+    /// the new commit (asking it to fetch now, with an admin token), then
+    /// follows that commit's rollout; a newer commit's rollout that
+    /// supersedes it is followed in turn. A rejected commit prints its
+    /// problems. Exit 0: completed; 1: rejected, halted or rolled back;
+    /// 6: --timeout passed.
     Rollout {
-        /// A rollout id (default: the current one).
+        /// A rollout id (default: the current one, or with --watch the
+        /// commit's).
         id: Option<String>,
-        #[arg(long)]
+        /// Follow it, printing each change, until it ends.
+        #[arg(short, long)]
         watch: bool,
+        /// With --watch: the commit to wait for (a full id, or anything
+        /// `git rev-parse` understands in the local fleet repo checkout).
+        #[arg(long, requires = "watch", conflicts_with = "id", value_name = "SHA")]
+        commit: Option<String>,
+        /// With --watch: give up after this long (exit 6).
+        #[arg(long, requires = "watch", default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
+        timeout: Duration,
     },
     /// Recent rollouts, newest first.
     Rollouts,
@@ -135,6 +197,61 @@ pub enum Command {
     },
     /// Print the protocol version this build speaks.
     ProtocolVersion,
+    /// Named control planes in the CLI's config file (API, CA, token).
+    ///
+    /// The file is $CONVOY_CLI_CONFIG, else $XDG_CONFIG_HOME/convoy/config.toml,
+    /// else ~/.config/convoy/config.toml (mode 0600, written atomically).
+    /// Settings in effect, highest first: flags, CONVOY_API / CONVOY_CA /
+    /// CONVOY_TOKEN / CONVOY_TOKEN_FILE, the context (--context, else
+    /// CONVOY_CONTEXT, else the current one), defaults.
+    Context {
+        #[command(subcommand)]
+        command: ContextCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    ///
+    /// bash: `convoy completions bash >
+    /// ~/.local/share/bash-completion/completions/convoy`; zsh: save it as
+    /// `_convoy` in a directory on $fpath; fish: `convoy completions fish >
+    /// ~/.config/fish/completions/convoy.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command with --out DIR.
+    ///
+    /// `--out DIR` writes convoy.1, convoy-rollout.1, convoy-context-add.1,
+    /// ... (read one with `man -l DIR/convoy.1`, or put DIR's parent on
+    /// MANPATH as man1/).
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContextCommand {
+    /// The contexts, the current one marked `*`.
+    List,
+    /// Make NAME the current context.
+    Use { name: String },
+    /// The settings in effect (API, CA, token source) and where each came
+    /// from; the token itself is never printed.
+    Show,
+    /// Add a context from the global flags: `convoy context add NAME --api
+    /// URL --ca FILE --token-file FILE` (or --token). Paths are stored
+    /// absolute. The first context becomes the current one.
+    Add {
+        name: String,
+        /// Replace a context of that name.
+        #[arg(long)]
+        force: bool,
+        /// Also make it the current context.
+        #[arg(long = "use")]
+        make_current: bool,
+    },
+    /// Remove a context (if it was current, none is current afterwards).
+    Remove { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -66,11 +66,7 @@ impl ApiClient {
         ca_pem: &str,
         ca_path: &str,
     ) -> Result<ApiClient, ClientError> {
-        let bad = || ClientError::BadUrl(base.to_owned());
-        let url = reqwest::Url::parse(base).map_err(|_| bad())?;
-        if url.scheme() != "https" || url.host_str().is_none() {
-            return Err(bad());
-        }
+        let url = parse_base(base)?;
         let http = convoy_kit::https::client(ca_pem).map_err(|source| ClientError::Ca {
             path: ca_path.to_owned(),
             source,
@@ -165,6 +161,16 @@ impl ApiClient {
             ClientError::Http(e)
         }
     }
+}
+
+/// Checks an API address: `https://HOST[:PORT]`.
+pub fn parse_base(base: &str) -> Result<reqwest::Url, ClientError> {
+    let bad = || ClientError::BadUrl(base.to_owned());
+    let url = reqwest::Url::parse(base).map_err(|_| bad())?;
+    if url.scheme() != "https" || url.host_str().is_none() {
+        return Err(bad());
+    }
+    Ok(url)
 }
 
 /// The last error of a source chain, as text.

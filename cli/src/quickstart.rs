@@ -3,6 +3,10 @@
 //! repo made from `examples/quickstart`, one enrolled agent, and a first
 //! rollout of a small demo stack. Ctrl-C stops Convoy; the demo stack stays
 //! (stopping Convoy never stops your stacks) unless `--cleanup` was given.
+//!
+//! It also saves a `quickstart` context in the CLI's config file and makes
+//! it current, so a plain `convoy status` in any shell talks to it
+//! (`--cleanup` removes the context again).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -13,6 +17,12 @@ use reqwest::Method;
 use tokio::process::{Child, Command};
 
 use crate::client::ApiClient;
+use crate::commands::contexts;
+use crate::config::Context as CliContext;
+use crate::output::Ui;
+
+/// The context `convoy quickstart` writes.
+pub const CONTEXT: &str = "quickstart";
 
 /// The quickstart fleet, embedded so the command works from any directory.
 const FLEET_TOML: &str = include_str!("../../examples/quickstart/fleet.toml");
@@ -232,7 +242,48 @@ async fn wait_api(client: &ApiClient, deadline: Duration) -> anyhow::Result<()> 
     }
 }
 
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+/// This binary's path when `convoy` on PATH is not this binary (the
+/// README's run command uses ./target/debug/convoy, and the next steps `cd`
+/// elsewhere).
+fn cli_path_if_not_on_path() -> Option<String> {
+    let me = std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .ok()?;
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths)
+            .any(|d| std::fs::canonicalize(d.join("convoy")).is_ok_and(|p| p == me))
+    });
+    (!on_path).then(|| me.display().to_string())
+}
+
+/// Saves the `quickstart` context (current from now on); a failure only
+/// warns (the exports printed at the end work without it).
+fn save_context(ui: &Ui, api: &str, ca: &Path, token_file: &Path) -> Option<PathBuf> {
+    let ctx = CliContext {
+        api: Some(api.to_owned()),
+        ca: Some(ca.to_path_buf()),
+        token: None,
+        token_file: Some(token_file.to_path_buf()),
+    };
+    match contexts::save_current(CONTEXT, ctx) {
+        Ok((path, before)) => {
+            println!(
+                "• saved the CLI context `{CONTEXT}` in {} (now current)",
+                path.display()
+            );
+            if let Some(b) = before {
+                println!("  (it was `{b}`: convoy context use {b} goes back)");
+            }
+            Some(path)
+        }
+        Err(e) => {
+            ui.warn(&format!("could not save the CLI context: {e:#}"));
+            None
+        }
+    }
+}
+
+pub async fn run(opts: Options, ui: &Ui) -> anyhow::Result<()> {
     let cp_bin = sibling("convoy-control-plane")?;
     let agent_bin = sibling("convoy-agent")?;
     if !docker_ok().await {
@@ -313,6 +364,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         work.join("control-plane.log").display()
     );
     wait_api(&client, Duration::from_secs(20)).await?;
+    let saved = save_context(ui, &api, &ca_path, &token_file);
 
     let agent_dir = work.join("agent");
     if !agent_dir.join("cert.pem").exists() {
@@ -395,16 +447,29 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             println!();
             println!("Convoy is running. The demo stack answers on http://127.0.0.1:8088/");
             println!();
+            if let Some(path) = &saved {
+                println!(
+                    "The CLI talks to it through the `{CONTEXT}` context ({}), from any shell.",
+                    path.display()
+                );
+                println!("For scripts or other tools, the same as environment variables:");
+            } else {
+                println!("Point the CLI at it:");
+            }
             println!("  export CONVOY_API={api}");
             println!("  export CONVOY_TOKEN={token}");
             println!("  export CONVOY_CA={}", ca_path.display());
             println!();
             println!("Try next:");
+            if let Some(path) = cli_path_if_not_on_path() {
+                println!("  alias convoy={path}");
+            }
             println!("  convoy status                      # the fleet at a glance");
-            println!("  convoy rollout --watch             # follow the current rollout");
+            println!("  convoy hosts                       # this machine, enrolled as `local`");
+            println!("  cd {}", repo.display());
+            println!("  $EDITOR stacks/hello/www/index.html && git commit -am 'new page'");
             println!(
-                "  cd {} && $EDITOR stacks/hello/www/index.html && git commit -am 'new page'",
-                repo.display()
+                "  convoy rollout --watch             # waits for that commit's rollout, follows it"
             );
             println!(
                 "  (a commit that breaks the healthcheck is rolled back by the agent on its own)"
@@ -446,6 +511,11 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             .output()
             .await;
         let _ = std::fs::remove_dir_all(&work);
+        if saved.is_some()
+            && let Err(e) = contexts::remove_if_present(CONTEXT)
+        {
+            ui.warn(&format!("could not remove the CLI context: {e:#}"));
+        }
     }
     outcome
 }

@@ -1,15 +1,27 @@
 //! The human tables and texts the CLI prints from the API's JSON answers
-//! (`--json` prints the answer itself). Unknown or missing fields print as
-//! `-` or `?`: an older or newer control plane never makes a table fail.
+//! (`-o json|yaml` print the answer itself). Unknown or missing fields print
+//! as `-` or `?`: an older or newer control plane never makes a table fail.
+//! Every function returns its text; colour comes from the [`Palette`] and is
+//! applied after padding, so columns line up with or without it.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
 
 use convoy_shared::api::HostView;
 
-/// `convoy hosts`: one row per host.
-pub fn print_hosts(hosts: &[HostView]) {
-    let now = std::time::SystemTime::now()
+use crate::style::{Palette, Tone};
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// `convoy hosts`: one row per host.
+pub fn hosts_table(hosts: &[HostView], p: Palette) -> String {
+    let now = now_secs();
     let ago = |t: u64| {
         if t == 0 {
             "never".to_owned()
@@ -17,10 +29,11 @@ pub fn print_hosts(hosts: &[HostView]) {
             format!("{}s ago", now.saturating_sub(t))
         }
     };
-    println!(
+    let mut out = p.header(&format!(
         "{:<24} {:<10} {:<12} {:<16} LABELS",
         "HOST", "STATE", "LAST SEEN", "CERT EXPIRES IN"
-    );
+    ));
+    out.push('\n');
     for h in hosts {
         let state = if h.revoked {
             "revoked"
@@ -35,23 +48,22 @@ pub fn print_hosts(hosts: &[HostView]) {
             format!("{}s", h.cert_not_after_unix.saturating_sub(now))
         };
         let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!(
-            "{:<24} {:<10} {:<12} {:<16} {}",
+        let _ = writeln!(
+            out,
+            "{:<24} {} {:<12} {:<16} {}",
             h.name,
-            state,
+            p.word(&format!("{state:<10}"), state),
             ago(h.last_seen_unix),
             expires,
             labels.join(",")
         );
     }
+    out
 }
 
 /// The time of day (UTC) for `rollout --watch` headers.
 pub fn chrono_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = now_secs();
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     format!("{h:02}:{m:02}:{s:02} UTC")
 }
@@ -62,61 +74,72 @@ pub fn short(s: &str) -> &str {
 }
 
 /// The variant name of a serialized enum (`"Running"` or `{"Halted": ..}`).
-pub fn status_word(v: &serde_json::Value) -> String {
+pub fn status_word(v: &Value) -> String {
     match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
+        Value::String(s) => s.clone(),
+        Value::Object(m) => m.keys().next().cloned().unwrap_or_default(),
         other => other.to_string(),
     }
 }
 
 /// A rollout: its head line, then one row per host.
-pub fn rollout_text(v: &serde_json::Value) -> String {
+pub fn rollout_text(v: &Value, p: Palette) -> String {
     let mut out = String::new();
     let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("-").to_owned();
-    out.push_str(&format!(
-        "rollout {}  commit {}  {}\n",
-        get("id"),
+    let status = v.get("status").map(status_word).unwrap_or_default();
+    let summary = get("summary");
+    let _ = writeln!(
+        out,
+        "rollout {}  commit {}  {}",
+        p.paint(&get("id"), Tone::Bold),
         short(&get("commit")),
-        get("summary")
-    ));
+        p.word(&summary, &status)
+    );
     if let Some(hosts) = v.get("hosts").and_then(|h| h.as_object()) {
-        out.push_str(&format!(
-            "  {:<20} {:<12} {:<14} {:<8} TARGET\n",
+        out.push_str(&p.header(&format!(
+            "  {:<20} {:<12} {:<14} {:<8} TARGET",
             "HOST", "WAVE", "PHASE", "ONLINE"
-        ));
+        )));
+        out.push('\n');
         for (name, h) in hosts {
-            let phase = status_word(h.get("phase").unwrap_or(&serde_json::Value::Null));
-            out.push_str(&format!(
-                "  {:<20} {:<12} {:<14} {:<8} {}\n",
+            let phase = status_word(h.get("phase").unwrap_or(&Value::Null));
+            let online = if h.get("online").and_then(|o| o.as_bool()) == Some(true) {
+                "yes"
+            } else {
+                "no"
+            };
+            let _ = writeln!(
+                out,
+                "  {:<20} {:<12} {} {} {}",
                 name,
                 h.get("wave").and_then(|w| w.as_str()).unwrap_or("-"),
-                phase,
-                if h.get("online").and_then(|o| o.as_bool()) == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                },
+                p.word(&format!("{phase:<14}"), &phase),
+                p.word(&format!("{online:<8}"), online),
                 short(
                     h.get("target_revision")
                         .and_then(|t| t.as_str())
                         .unwrap_or("-")
                 ),
-            ));
+            );
         }
     }
     out.trim_end().to_owned()
 }
 
 /// `convoy rollouts`: one row per rollout, newest first.
-pub fn print_rollouts(v: &serde_json::Value) {
-    let Some(list) = v.as_array() else { return };
-    println!(
+pub fn rollouts_table(v: &Value, p: Palette) -> String {
+    let Some(list) = v.as_array() else {
+        return String::new();
+    };
+    let mut out = p.header(&format!(
         "{:<12} {:<14} {:<16} SUMMARY",
         "ROLLOUT", "COMMIT", "CREATED"
-    );
+    ));
+    out.push('\n');
     for r in list {
-        println!(
+        let status = r.get("status").map(status_word).unwrap_or_default();
+        let _ = writeln!(
+            out,
             "{:<12} {:<14} {:<16} {}",
             r["id"].as_str().unwrap_or("?"),
             short(r["commit"].as_str().unwrap_or("?")),
@@ -124,13 +147,15 @@ pub fn print_rollouts(v: &serde_json::Value) {
                 .as_u64()
                 .map(|ms| (ms / 1000).to_string())
                 .unwrap_or_default(),
-            r["summary"].as_str().unwrap_or("")
+            p.word(r["summary"].as_str().unwrap_or(""), &status)
         );
     }
+    out
 }
 
 /// `convoy status`.
-pub fn print_status(v: &serde_json::Value) {
+pub fn status_text(v: &Value, p: Palette) -> String {
+    let mut out = String::new();
     let git = v.get("git");
     let gs = |k: &str| {
         git.and_then(|g| g.get(k))
@@ -138,19 +163,21 @@ pub fn print_status(v: &serde_json::Value) {
             .unwrap_or("-")
             .to_owned()
     };
-    println!(
+    let _ = writeln!(
+        out,
         "fleet            {}",
         v.get("fleet").and_then(|f| f.as_str()).unwrap_or("-")
     );
-    println!("repo             {} ({})", gs("url"), gs("branch"));
-    println!("head             {}", short(&gs("head")));
+    let _ = writeln!(out, "repo             {} ({})", gs("url"), gs("branch"));
+    let _ = writeln!(out, "head             {}", short(&gs("head")));
     if let Some(e) = git
         .and_then(|g| g.get("last_error"))
         .and_then(|e| e.as_str())
     {
-        println!("last sync error  {e}");
+        let _ = writeln!(out, "last sync error  {}", p.paint(e, Tone::Bad));
     }
-    println!(
+    let _ = writeln!(
+        out,
         "last good commit {}",
         short(
             v.get("last_good_commit")
@@ -163,7 +190,8 @@ pub fn print_status(v: &serde_json::Value) {
         .and_then(|c| c.as_array())
         .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
         .unwrap_or_default();
-    println!(
+    let _ = writeln!(
+        out,
         "connected hosts  {}",
         if connected.is_empty() {
             "-".to_owned()
@@ -172,18 +200,21 @@ pub fn print_status(v: &serde_json::Value) {
         }
     );
     match v.get("current_rollout") {
-        Some(r) if !r.is_null() => println!("{}", rollout_text(r)),
-        _ => println!("no rollout yet"),
+        Some(r) if !r.is_null() => out.push_str(&rollout_text(r, p)),
+        _ => out.push_str("no rollout yet"),
     }
+    out
 }
 
 /// `convoy events --alerts`: alerts with their delivery state per sink.
-pub fn print_events(v: &serde_json::Value) {
-    let Some(list) = v.as_array() else { return };
+pub fn alerts_text(v: &Value, p: Palette) -> String {
+    let Some(list) = v.as_array() else {
+        return String::new();
+    };
     if list.is_empty() {
-        println!("no alerts");
-        return;
+        return "no alerts".into();
     }
+    let mut out = String::new();
     for e in list {
         let a = &e["alert"];
         let states: Vec<String> = e["deliveries"]
@@ -191,33 +222,39 @@ pub fn print_events(v: &serde_json::Value) {
             .map(|d| {
                 d.iter()
                     .map(|x| {
+                        let state = status_word(&x["state"]);
                         format!(
                             "{}:{}",
                             x["sink"].as_str().unwrap_or("?"),
-                            status_word(&x["state"])
+                            p.word(&state, &state)
                         )
                     })
                     .collect()
             })
             .unwrap_or_default();
-        println!(
-            "{}  {:<8} {:<22} {}  [{}]",
+        let severity = status_word(&a["severity"]);
+        let _ = writeln!(
+            out,
+            "{}  {} {:<22} {}  [{}]",
             a["id"].as_str().unwrap_or("?"),
-            status_word(&a["severity"]),
+            p.word(&format!("{severity:<8}"), &severity),
             status_word(&a["kind"]),
             a["summary"].as_str().unwrap_or(""),
             states.join(" ")
         );
     }
+    out
 }
 
 /// `convoy events`: audit entries, then the flag for the next page.
-pub fn print_audit(v: &serde_json::Value) {
-    let Some(list) = v.as_array() else { return };
+pub fn audit_text(v: &Value, p: Palette) -> String {
+    let Some(list) = v.as_array() else {
+        return String::new();
+    };
     if list.is_empty() {
-        println!("no events");
-        return;
+        return "no events".into();
     }
+    let mut out = String::new();
     for e in list {
         let secs = e["at_unix_ms"].as_u64().unwrap_or(0) / 1000;
         let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
@@ -230,7 +267,8 @@ pub fn print_audit(v: &serde_json::Value) {
         if let Some(c) = e["commit"].as_str() {
             subject.push(format!("commit={}", short(c)));
         }
-        println!(
+        let _ = writeln!(
+            out,
             "{:>6} {h:02}:{m:02}:{s:02} {:<16} {:<16} {}  {}",
             e["seq"].as_u64().unwrap_or(0),
             e["kind"].as_str().unwrap_or("?"),
@@ -240,8 +278,13 @@ pub fn print_audit(v: &serde_json::Value) {
         );
     }
     if let Some(last) = list.last().and_then(|e| e["seq"].as_u64()) {
-        println!("(older: --before {last})");
+        let _ = write!(
+            out,
+            "{}",
+            p.paint(&format!("(older: --before {last})"), Tone::Dim)
+        );
     }
+    out
 }
 
 #[cfg(test)]
@@ -258,19 +301,23 @@ mod tests {
         assert_eq!(status_word(&serde_json::json!(null)), "null");
     }
 
-    #[test]
-    fn a_rollout_prints_its_head_line_and_one_row_per_host() {
-        let v = serde_json::json!({
+    fn rollout() -> Value {
+        serde_json::json!({
             "id": "r-1",
             "commit": "0123456789abcdef",
+            "status": "Running",
             "summary": "wave 1/2",
             "hosts": {
                 "web-1": {"wave": "prod", "phase": {"Verifying": {}}, "online": true,
                           "target_revision": "fedcba9876543210"},
                 "web-2": {"phase": "Pending"}
             }
-        });
-        let text = rollout_text(&v);
+        })
+    }
+
+    #[test]
+    fn a_rollout_prints_its_head_line_and_one_row_per_host() {
+        let text = rollout_text(&rollout(), Palette::plain());
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "rollout r-1  commit 0123456789ab  wave 1/2");
         assert!(lines[1].trim_start().starts_with("HOST"));
@@ -290,8 +337,31 @@ mod tests {
         );
         // Missing fields print as `-`, never fail.
         assert_eq!(
-            rollout_text(&serde_json::json!({})),
+            rollout_text(&serde_json::json!({}), Palette::plain()),
             "rollout -  commit -  -"
         );
+    }
+
+    #[test]
+    fn colour_only_adds_escapes_around_padded_cells() {
+        let plain = rollout_text(&rollout(), Palette::plain());
+        let coloured = rollout_text(&rollout(), Palette::new(true));
+        assert!(!plain.contains('\x1b'));
+        assert!(
+            coloured.contains("\x1b[33mPending       \x1b[0m"),
+            "{coloured}"
+        );
+        // Stripping the escapes gives back the plain text exactly.
+        let mut stripped = String::new();
+        let mut in_esc = false;
+        for c in coloured.chars() {
+            match (in_esc, c) {
+                (false, '\x1b') => in_esc = true,
+                (true, 'm') => in_esc = false,
+                (true, _) => {}
+                (false, c) => stripped.push(c),
+            }
+        }
+        assert_eq!(stripped, plain);
     }
 }

@@ -1,17 +1,20 @@
-//! `convoy validate`: the offline check of a fleet repo.
+//! `convoy validate`: the offline check of a fleet repo. Exit 0 valid,
+//! 1 invalid, 2 usage (kept as they were documented before the CLI-wide
+//! codes of [`crate::exit`], which agree).
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::exit::USAGE as EXIT_USAGE;
+use crate::output::{Format, Ui};
+use crate::style::Tone;
+
 use convoy_shared::render::{Plan, plan};
 use convoy_shared::repo::load_dir;
 use convoy_shared::source::Diagnostics;
 
-/// Exit code for a usage error (clap uses the same).
-pub const EXIT_USAGE: u8 = 2;
-
-pub fn run(path: &Path, json: bool, want_plan: bool) -> ExitCode {
+pub fn run(path: &Path, ui: &Ui, want_plan: bool) -> ExitCode {
     if !path.is_dir() {
         eprintln!(
             "convoy validate: {} is not a directory (give the fleet repo's root)",
@@ -25,21 +28,24 @@ pub fn run(path: &Path, json: bool, want_plan: bool) -> ExitCode {
         Ok(repo) => (true, repo.warnings.clone(), want_plan.then(|| plan(repo))),
         Err(d) => (false, d.clone(), None),
     };
-    let written = if json {
+    let written = if ui.format == Format::Table {
+        print_text(&mut out, ui, ok, &diags, the_plan.as_ref())
+    } else {
         let v = serde_json::json!({
             "valid": ok,
             "problems": diags.0,
             "plan": the_plan,
         });
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        )
-    } else {
-        print_text(&mut out, ok, &diags, the_plan.as_ref())
+        match ui.render(&v, |_, _| String::new()) {
+            Ok(text) => out.write_all(text.as_bytes()),
+            Err(e) => {
+                ui.error(&format!("{e:#}"));
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
     };
-    if written.is_err() {
+    // A reader that went away (`| head`) is not a usage error.
+    if written.is_err_and(|e| e.kind() != std::io::ErrorKind::BrokenPipe) {
         return ExitCode::from(EXIT_USAGE);
     }
     if ok {
@@ -51,6 +57,7 @@ pub fn run(path: &Path, json: bool, want_plan: bool) -> ExitCode {
 
 fn print_text(
     out: &mut impl Write,
+    ui: &Ui,
     ok: bool,
     diags: &Diagnostics,
     the_plan: Option<&Plan>,
@@ -62,13 +69,14 @@ fn print_text(
     if !ok {
         let n = diags.errors().count();
         eprintln!(
-            "invalid: {n} problem{}; nothing would be rolled out",
+            "{}: {n} problem{}; nothing would be rolled out",
+            ui.err.paint("invalid", Tone::Bad),
             if n == 1 { "" } else { "s" }
         );
         return Ok(());
     }
     let Some(p) = the_plan else {
-        writeln!(out, "valid")?;
+        writeln!(out, "{}", ui.out.paint("valid", Tone::Good))?;
         return Ok(());
     };
     writeln!(out, "fleet {}", p.fleet)?;

@@ -697,10 +697,14 @@ impl Fleet {
         }
     }
 
-    /// Runs the `convoy` CLI against this control plane.
+    /// Runs the `convoy` CLI against this control plane. Its config file is
+    /// one of this fleet's (none), never the user's own contexts.
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         Ok(Command::new(binary("convoy")?)
             .args(args)
+            .env("CONVOY_CLI_CONFIG", self.tmp.path().join("cli-config.toml"))
+            .env_remove("CONVOY_CONTEXT")
+            .env_remove("CONVOY_TOKEN_FILE")
             .env("CONVOY_API", format!("https://127.0.0.1:{}", self.api_port))
             .env("CONVOY_TOKEN", &self.admin)
             .env("CONVOY_CA", self.cp_data.join("ca.pem"))

@@ -35,6 +35,9 @@ fn quickstart_rolls_out_the_demo_stack() {
     remove_demo();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(&convoy)
+        // It saves a `quickstart` CLI context: into the test's dir, not
+        // the user's ~/.config.
+        .env("CONVOY_CLI_CONFIG", dir.path().join("cli-config.toml"))
         .arg("quickstart")
         .arg("--dir")
         .arg(dir.path().join("qs"))
@@ -52,6 +55,11 @@ fn quickstart_rolls_out_the_demo_stack() {
     );
     assert!(stdout.contains("completed"), "{stdout}");
     assert!(stdout.contains("export CONVOY_TOKEN=cvat_"), "{stdout}");
+    let cli_config = std::fs::read_to_string(dir.path().join("cli-config.toml")).unwrap();
+    assert!(
+        cli_config.contains("current_context = \"quickstart\""),
+        "{cli_config}"
+    );
     // Stopping Convoy left the demo running, healthy, with our labels.
     let ps = docker(&[
         "ps",

@@ -3,6 +3,7 @@
 use reqwest::Method;
 
 use crate::client::ApiClient;
+use crate::output::Ui;
 use crate::tables;
 
 /// The filters of `convoy events`.
@@ -39,29 +40,19 @@ impl Filter<'_> {
 }
 
 /// The audit log, newest first.
-pub async fn audit(client: &ApiClient, json: bool, filter: &Filter<'_>) -> anyhow::Result<()> {
+pub async fn audit(client: &ApiClient, ui: &Ui, filter: &Filter<'_>) -> anyhow::Result<()> {
     let v = client.request(Method::GET, &filter.path(), None).await?;
-    if json {
-        println!("{v}");
-    } else {
-        tables::print_audit(&v);
-    }
-    Ok(())
+    ui.emit(&v, tables::audit_text)
 }
 
 /// `GET /api/v1/alerts`: alerts with their delivery state per sink.
-pub async fn alerts(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+pub async fn alerts(client: &ApiClient, ui: &Ui) -> anyhow::Result<()> {
     let v = client.request(Method::GET, "/api/v1/alerts", None).await?;
-    if json {
-        println!("{v}");
-    } else {
-        tables::print_events(&v);
-    }
-    Ok(())
+    ui.emit(&v, tables::alerts_text)
 }
 
 /// `POST /api/v1/alerts/test`: a test alert to one sink.
-pub async fn test_alert(client: &ApiClient, sink: &str) -> anyhow::Result<()> {
+pub async fn test_alert(client: &ApiClient, ui: &Ui, sink: &str) -> anyhow::Result<()> {
     let v = client
         .request(
             Method::POST,
@@ -69,11 +60,12 @@ pub async fn test_alert(client: &ApiClient, sink: &str) -> anyhow::Result<()> {
             Some(serde_json::json!({"sink": sink})),
         )
         .await?;
-    println!(
-        "test alert {} queued for {sink}",
-        v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
-    );
-    Ok(())
+    ui.emit(&v, |v, _| {
+        format!(
+            "test alert {} queued for {sink}",
+            v.get("id").and_then(|i| i.as_str()).unwrap_or("?")
+        )
+    })
 }
 
 #[cfg(test)]

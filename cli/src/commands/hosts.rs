@@ -8,12 +8,13 @@ use reqwest::Method;
 use convoy_shared::api::HostView;
 
 use crate::client::ApiClient;
+use crate::output::Ui;
 use crate::{hostview, tables};
 
 /// `POST /api/v1/tokens`; prints the one-time join token.
 pub async fn create_token(
     client: &ApiClient,
-    json: bool,
+    ui: &Ui,
     host: &str,
     labels: &[String],
     ttl: &str,
@@ -29,32 +30,28 @@ pub async fn create_token(
     let v = client
         .request(Method::POST, "/api/v1/tokens", Some(body))
         .await?;
-    if json {
-        println!("{v}");
-    } else {
-        let token = v
-            .get("token")
+    anyhow::ensure!(
+        v.get("token").and_then(|t| t.as_str()).is_some(),
+        "answer has no token"
+    );
+    ui.emit(&v, |v, _| {
+        v.get("token")
             .and_then(|t| t.as_str())
-            .context("answer has no token")?;
-        println!("{token}");
-    }
-    Ok(())
+            .unwrap_or_default()
+            .to_owned()
+    })
 }
 
 /// `GET /api/v1/hosts`.
-pub async fn list(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+pub async fn list(client: &ApiClient, ui: &Ui) -> anyhow::Result<()> {
     let v = client.request(Method::GET, "/api/v1/hosts", None).await?;
-    if json {
-        println!("{v}");
-    } else {
-        let hosts: Vec<HostView> = serde_json::from_value(v)?;
-        tables::print_hosts(&hosts);
-    }
-    Ok(())
+    let hosts: Vec<HostView> =
+        serde_json::from_value(v.clone()).context("decoding the host list")?;
+    ui.emit(&v, |_, p| tables::hosts_table(&hosts, p))
 }
 
 /// `GET /api/v1/hosts/{name}/telemetry`.
-pub async fn show(client: &ApiClient, json: bool, name: &str) -> anyhow::Result<()> {
+pub async fn show(client: &ApiClient, ui: &Ui, name: &str) -> anyhow::Result<()> {
     let v = client
         .request(
             Method::GET,
@@ -62,27 +59,19 @@ pub async fn show(client: &ApiClient, json: bool, name: &str) -> anyhow::Result<
             None,
         )
         .await?;
-    if json {
-        println!("{v}");
-    } else {
-        print!("{}", hostview::host_text(&v));
-    }
-    Ok(())
+    ui.emit(&v, |v, _| hostview::host_text(v))
 }
 
 /// `POST /api/v1/hosts/{host}/revoke`.
-pub async fn revoke(client: &ApiClient, json: bool, host: &str) -> anyhow::Result<()> {
+pub async fn revoke(client: &ApiClient, ui: &Ui, host: &str) -> anyhow::Result<()> {
     let v = client
         .request(Method::POST, &format!("/api/v1/hosts/{host}/revoke"), None)
         .await?;
-    if json {
-        println!("{v}");
-    } else {
+    ui.emit(&v, |v, _| {
         let closed = v.get("stream_closed").and_then(|c| c.as_bool()) == Some(true);
-        println!(
+        format!(
             "revoked {host}{}",
             if closed { " (live stream closed)" } else { "" }
-        );
-    }
-    Ok(())
+        )
+    })
 }

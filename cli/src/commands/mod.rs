@@ -1,15 +1,21 @@
 //! What each subcommand does. [`run`] handles the local ones (`validate`,
-//! `quickstart`, `protocol-version`) and hands the rest to [`remote`], which
-//! builds one [`ApiClient`] and calls the subcommand's function in
-//! [`hosts`], [`rollouts`] or [`events`]. Each prints the API's JSON with
-//! `--json`, a table from [`crate::tables`] otherwise.
+//! `quickstart`, `context`, `completions`, `man`, `protocol-version`) and
+//! hands the rest to [`remote`], which resolves the settings (flags > env >
+//! context > defaults, [`crate::settings`]), builds one [`ApiClient`] and
+//! calls the subcommand's function in [`hosts`], [`rollouts`], [`watch`] or
+//! [`events`]. Each prints through [`Ui`]: a table, or the API's answer as
+//! JSON or YAML.
 //!
-//! Exit codes: 0 done, 1 failed (the error chain on stderr as
-//! `error: ...`), 2 usage (clap; `validate` on a path that is no directory).
+//! Exit codes: [`crate::exit`] (0 ok, 1 failed, 2 usage, 3 unreachable,
+//! 4 auth refused, 5 not found, 6 watch timed out); the error chain goes to
+//! stderr as `error: ...`.
 
+pub mod contexts;
 pub mod events;
+pub mod generate;
 pub mod hosts;
 pub mod rollouts;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -17,16 +23,22 @@ use anyhow::Context;
 
 use crate::args::{AlertsCommand, Cli, Command, TokensCommand};
 use crate::client::ApiClient;
+use crate::exit::{self, Usage};
+use crate::output::Ui;
 use crate::{quickstart, validate};
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> ExitCode {
-    let remote = match &cli.command {
-        Command::Validate { path, json, plan } => return validate::run(path, *json, *plan),
+    let ui = Ui::detect(cli.format(), cli.color);
+    let result = match &cli.command {
+        Command::Validate { path, plan } => return validate::run(path, &ui, *plan),
         Command::ProtocolVersion => {
-            println!("{}", convoy_shared::proto::PROTOCOL_VERSION);
-            return ExitCode::SUCCESS;
+            let v = serde_json::json!({"protocol_version": convoy_shared::proto::PROTOCOL_VERSION});
+            ui.emit(&v, |v, _| v["protocol_version"].to_string())
         }
+        Command::Completions { shell } => generate::completions(*shell),
+        Command::Man { out } => generate::man(out.as_deref()),
+        Command::Context { command } => contexts::run(cli, &ui, command),
         Command::Quickstart {
             dir,
             agent_port,
@@ -41,65 +53,76 @@ pub fn run(cli: &Cli) -> ExitCode {
                 cleanup: *cleanup,
                 exit_after_rollout: *exit_after_rollout,
             };
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: starting the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            rt.block_on(quickstart::run(opts))
+            tokio::runtime::Runtime::new()
+                .context("starting the runtime")
+                .and_then(|rt| rt.block_on(quickstart::run(opts, &ui)))
         }
-        _ => remote(cli),
+        _ => remote(cli, &ui),
     };
-    match remote {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ui.error(&format!("{e:#}"));
+            ExitCode::from(exit::code_for(&e))
         }
     }
 }
 
-/// The subcommands that talk to the control plane's API.
-fn remote(cli: &Cli) -> anyhow::Result<()> {
-    let ca_path = cli
-        .ca
-        .as_ref()
-        .context("--ca (or CONVOY_CA) is required: the fleet CA certificate (ca.pem in the control plane's data dir)")?;
+/// The API client for the settings in effect.
+pub fn client(cli: &Cli) -> anyhow::Result<ApiClient> {
+    let s = contexts::effective(cli)?;
+    let ca_path = s.ca_path()?;
     let ca_pem = std::fs::read_to_string(ca_path)
-        .with_context(|| format!("reading {}", ca_path.display()))?;
-    let client = ApiClient::new(
-        &cli.api,
-        cli.token.clone(),
+        .map_err(|e| Usage(format!("reading the CA {}: {e}", ca_path.display())))?;
+    let token = s.read_token()?;
+    Ok(ApiClient::new(
+        &s.api.0,
+        token,
         &ca_pem,
         &ca_path.display().to_string(),
-    )?;
+    )?)
+}
+
+/// The subcommands that talk to the control plane's API.
+fn remote(cli: &Cli, ui: &Ui) -> anyhow::Result<()> {
+    let client = client(cli)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     let c = &client;
-    let json = cli.json;
     rt.block_on(async {
         match &cli.command {
             Command::Tokens {
                 command: TokensCommand::Create { host, labels, ttl },
-            } => hosts::create_token(c, json, host, labels, ttl).await,
-            Command::Hosts => hosts::list(c, json).await,
-            Command::Host { name } => hosts::show(c, json, name).await,
-            Command::Revoke { host } => hosts::revoke(c, json, host).await,
-            Command::Status => rollouts::status(c, json).await,
-            Command::Rollout { id, watch } => rollouts::show(c, json, id.as_deref(), *watch).await,
-            Command::Rollouts => rollouts::list(c, json).await,
-            Command::Promote => rollouts::promote(c, json).await,
+            } => hosts::create_token(c, ui, host, labels, ttl).await,
+            Command::Hosts => hosts::list(c, ui).await,
+            Command::Host { name } => hosts::show(c, ui, name).await,
+            Command::Revoke { host } => hosts::revoke(c, ui, host).await,
+            Command::Status => rollouts::status(c, ui).await,
+            Command::Rollout {
+                id,
+                watch: true,
+                commit,
+                timeout,
+            } => {
+                let w = watch::Watch {
+                    id: id.as_deref(),
+                    commit: commit.as_deref(),
+                    timeout: *timeout,
+                };
+                watch::run(c, ui, w).await
+            }
+            Command::Rollout { id, .. } => rollouts::show(c, ui, id.as_deref()).await,
+            Command::Rollouts => rollouts::list(c, ui).await,
+            Command::Promote => rollouts::promote(c, ui).await,
             Command::Abort { reason } => {
-                rollouts::stop(c, json, "/api/v1/rollouts/abort", reason.as_deref()).await
+                rollouts::stop(c, ui, "/api/v1/rollouts/abort", reason.as_deref()).await
             }
             Command::Rollback { reason } => {
-                rollouts::stop(c, json, "/api/v1/rollouts/rollback", reason.as_deref()).await
+                rollouts::stop(c, ui, "/api/v1/rollouts/rollback", reason.as_deref()).await
             }
-            Command::Sync => rollouts::sync(c).await,
+            Command::Sync => rollouts::sync(c, ui).await,
             Command::Events {
                 host,
                 stack,
@@ -110,7 +133,7 @@ fn remote(cli: &Cli) -> anyhow::Result<()> {
                 alerts,
             } => {
                 if *alerts {
-                    events::alerts(c, json).await
+                    events::alerts(c, ui).await
                 } else {
                     let filter = events::Filter {
                         host: host.as_deref(),
@@ -120,15 +143,18 @@ fn remote(cli: &Cli) -> anyhow::Result<()> {
                         before: *before,
                         limit: *limit,
                     };
-                    events::audit(c, json, &filter).await
+                    events::audit(c, ui, &filter).await
                 }
             }
             Command::Alerts {
                 command: AlertsCommand::Test { sink },
-            } => events::test_alert(c, sink).await,
-            Command::Validate { .. } | Command::ProtocolVersion | Command::Quickstart { .. } => {
-                Ok(())
-            }
+            } => events::test_alert(c, ui, sink).await,
+            Command::Validate { .. }
+            | Command::ProtocolVersion
+            | Command::Quickstart { .. }
+            | Command::Context { .. }
+            | Command::Completions { .. }
+            | Command::Man { .. } => Ok(()),
         }
     })
 }
